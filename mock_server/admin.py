@@ -1,0 +1,93 @@
+"""The control plane under ``/__admin/``: how tests and scripts reach what the API can't.
+
+Paths are fixed; tests depend on them. With an admin token configured, every call needs
+the header ``X-Admin-Token``, checked once before any view.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, request
+
+from mock_server.context import backend_of, read_json_body, state_of
+from mock_server.errors import AdminForbidden, InvalidRequest
+from mock_server.responses import json_response
+
+ADMIN_HEADER = "X-Admin-Token"
+
+admin = Blueprint("admin", __name__, url_prefix="/__admin")
+
+
+@admin.before_request
+def require_admin_token() -> None:
+    expected = state_of().admin_token
+    if expected is None:
+        return
+    given = request.headers.get(ADMIN_HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AdminForbidden(f"The control plane needs a valid {ADMIN_HEADER} header.")
+
+
+@admin.post("/reset")
+def reset_all() -> Response:
+    backend_of().reset()
+    return json_response({"reset": "all", "tenants": backend_of().tenant_ids()})
+
+
+@admin.get("/tenants")
+def list_tenants() -> Response:
+    return json_response({"tenants": backend_of().tenant_ids()})
+
+
+@admin.get("/tenants/<tenant_id>")
+def get_tenant(tenant_id: str) -> Response:
+    return json_response(backend_of().tenant_state(tenant_id))
+
+
+@admin.put("/tenants/<tenant_id>")
+def put_tenant(tenant_id: str) -> Response:
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            "The request body must be a JSON object in the fixture's tenant format."
+        )
+    created = backend_of().put_tenant(tenant_id, body)
+    return json_response(backend_of().tenant_state(tenant_id), status=201 if created else 200)
+
+
+@admin.patch("/tenants/<tenant_id>")
+def patch_tenant(tenant_id: str) -> Response:
+    body = read_json_body()
+    if not isinstance(body, dict) or set(body) != {"api-enabled"}:
+        raise InvalidRequest('The body must be {"api-enabled": true} or {"api-enabled": false}.')
+    return json_response(backend_of().set_api_enabled(tenant_id, body["api-enabled"]))
+
+
+@admin.delete("/tenants/<tenant_id>")
+def delete_tenant(tenant_id: str) -> Response:
+    backend_of().delete_tenant(tenant_id)
+    return Response(status=204)
+
+
+@admin.post("/tenants/<tenant_id>/reset")
+def reset_tenant(tenant_id: str) -> Response:
+    backend_of().reset(tenant_id)
+    return json_response({"reset": tenant_id})
+
+
+@admin.post("/tenants/<tenant_id>/token")
+def rotate_token(tenant_id: str) -> Response:
+    return json_response({"token": backend_of().rotate_token(tenant_id)})
+
+
+@admin.put("/tenants/<tenant_id>/agents/<agent_id>")
+def put_agent(tenant_id: str, agent_id: str) -> Response:
+    agent, created = backend_of().put_agent(tenant_id, agent_id, read_json_body())
+    return json_response(agent, status=201 if created else 200)
+
+
+@admin.delete("/tenants/<tenant_id>/agents/<agent_id>")
+def delete_agent(tenant_id: str, agent_id: str) -> Response:
+    backend_of().delete_agent(tenant_id, agent_id)
+    return Response(status=204)

@@ -1,0 +1,123 @@
+"""The application factory and the one place where errors become HTTP responses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+
+from mock_server.admin import admin
+from mock_server.context import EXTENSION, EmulatorState, state_of
+from mock_server.errors import (
+    ApiError,
+    ApiNotEnabled,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RouteNotFound,
+    TenantForbidden,
+)
+from mock_server.fixtures import load_fixture
+from mock_server.models import AgentStatusBackend
+from mock_server.profiles import Profile, get_profile
+from mock_server.responses import api_blueprint, json_response
+
+MAX_BODY_BYTES = 1024 * 1024
+REQUEST_ID_HEADER = "X-Request-Id"
+PROBLEM_MIMETYPE = "application/problem+json"
+
+
+def create_app(
+    fixture: Mapping[str, Any] | str | Path | None = None,
+    *,
+    profile: str | Profile = "default",
+    admin_token: str | None = None,
+    backend: AgentStatusBackend | None = None,
+) -> Flask:
+    """An emulator. ``fixture`` is a document or a file path; None loads the demo tenants."""
+    chosen = profile if isinstance(profile, Profile) else get_profile(profile)
+    if backend is None:
+        document = fixture if isinstance(fixture, Mapping) else load_fixture(fixture)
+        backend = AgentStatusBackend(document, chosen)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
+    app.register_blueprint(api_blueprint(backend.profile.bulk_methods))
+    app.register_blueprint(admin)
+    app.before_request(_assign_request_id)
+    app.after_request(_add_request_id)
+    app.register_error_handler(ApiError, render_error)
+    app.register_error_handler(HTTPException, _translate_http_exception)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _assign_request_id() -> None:
+    g.request_id = uuid.uuid4().hex
+
+
+def _add_request_id(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+    return response
+
+
+def render_error(error: ApiError) -> Response:
+    """Problem JSON for every error, but the guide's XML body for its 403."""
+    profile = state_of().backend.profile
+    xml = isinstance(error, ApiNotEnabled) or (
+        isinstance(error, TenantForbidden) and profile.tenant_forbidden_xml
+    )
+    if xml:
+        response = Response(ApiNotEnabled.XML_BODY, status=error.status, mimetype="application/xml")
+    else:
+        response = json_response(
+            {
+                "type": "about:blank",
+                "title": error.title,
+                "status": int(error.status),
+                "detail": error.detail,
+                "instance": f"urn:uuid:{uuid.UUID(g.get('request_id') or uuid.uuid4().hex)}",
+            },
+            status=error.status,
+        )
+        response.mimetype = PROBLEM_MIMETYPE
+    response.headers.update(error.headers)
+    return response
+
+
+def _translate_http_exception(error: HTTPException) -> Response:
+    """Routing and protocol errors from Werkzeug, rendered like every other error."""
+    where = f"{request.method} {request.path}"
+    translated: ApiError
+    if isinstance(error, WerkzeugMethodNotAllowed):
+        allowed = [m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")]
+        translated = MethodNotAllowed(
+            f"{where} is not supported; this path accepts {', '.join(sorted(allowed))}.",
+            allowed=list(error.valid_methods or []),
+        )
+    elif error.code == 404:
+        translated = RouteNotFound(
+            f"No operation at {where}. The API lives under "
+            "/api/v1/tenants/{tenantId}/agentstatus/agents."
+        )
+    elif error.code == 413:
+        translated = PayloadTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
+    elif error.code == 400:
+        translated = InvalidRequest(f"The request could not be read: {error.description}")
+    else:
+        translated = ApiError(error.description or "The request failed.")
+        translated.status = error.code or 500
+    return render_error(translated)
+
+
+def _unexpected_error(error: Exception) -> Response:
+    """A bug in the emulator: logged, and still answered as Problem JSON, never HTML."""
+    from flask import current_app
+
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    return render_error(ApiError(f"The emulator failed unexpectedly: {type(error).__name__}."))

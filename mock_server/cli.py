@@ -1,0 +1,99 @@
+"""``agentstatus-mock``: start the emulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from collections.abc import Sequence
+
+from werkzeug.serving import make_server
+
+from mock_server.app import create_app
+from mock_server.fixtures import FixtureError, load_fixture
+from mock_server.profiles import PROFILES
+from mock_server.server import is_loopback
+
+ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentstatus-mock", description="An offline, stateful 8x8 Agent Status API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the emulator")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8080, help="port (0 picks a free one; default 8080)"
+    )
+    serve.add_argument(
+        "--fixture", help="JSON or YAML tenant set (default: the built-in demo tenants)"
+    )
+    serve.add_argument(
+        "--profile",
+        default="default",
+        choices=sorted(PROFILES),
+        help="which vendor document to follow",
+    )
+    serve.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_ENV),
+        help=f"require X-Admin-Token on /__admin/ (or set {ADMIN_TOKEN_ENV}); "
+        "mandatory on a non-loopback host",
+    )
+    return parser
+
+
+def start_banner(base_url: str, fixture_path: str | None, document: dict[str, object]) -> str:
+    """The base URL and a curl line that works as pasted (placeholders for a custom token)."""
+    tenants = document["tenants"]
+    assert isinstance(tenants, list)
+    first = tenants[0] if tenants else None
+    lines = [f"Agent Status API emulator on {base_url}/api/v1"]
+    if first is not None:
+        url = f"{base_url}/api/v1/tenants/{first['tenant-id']}/agentstatus/agents"
+        if fixture_path is None:
+            header = base64.b64encode(f"{first['username']}:{first['token']}".encode()).decode()
+            lines.append(f"Try: curl --location '{url}' --header 'Authorization: Basic {header}'")
+        else:
+            lines.append(f"Try: curl -u '{first['username']}:YOUR_TOKEN' '{url}'")
+    return "\n".join(lines)
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host) and not args.admin_token:
+        print(
+            f"agentstatus-mock: refusing to listen on {args.host} without --admin-token: "
+            "the control plane would be open to the network.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        document = load_fixture(args.fixture)
+    except FixtureError as error:
+        print(f"agentstatus-mock: bad fixture: {error.detail}", file=sys.stderr)
+        return 2
+    app = create_app(document, profile=args.profile, admin_token=args.admin_token)
+    server = make_server(args.host, args.port, app, threaded=True)
+    print(start_banner(f"http://{args.host}:{server.port}", args.fixture, document), flush=True)
+    print(f"Profile: {args.profile}. Control plane: /__admin/. Stop with Ctrl-C.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

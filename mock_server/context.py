@@ -1,0 +1,45 @@
+"""What a view needs from the running app: its backend and the request's JSON body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from flask import current_app, request
+
+from mock_server.errors import InvalidRequest, UnsupportedMediaType
+from mock_server.models import AgentStatusBackend
+
+EXTENSION = "agentstatus"
+
+
+@dataclass
+class EmulatorState:
+    """Everything an app instance holds beyond Flask's own configuration."""
+
+    backend: AgentStatusBackend
+    admin_token: str | None
+
+
+def state_of() -> EmulatorState:
+    state: EmulatorState = current_app.extensions[EXTENSION]
+    return state
+
+
+def backend_of() -> AgentStatusBackend:
+    return state_of().backend
+
+
+def read_json_body() -> object:
+    """The request body as JSON; 415 when not declared JSON, 400 when it does not parse."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        declared = mimetype or "no Content-Type"
+        raise UnsupportedMediaType(f"The body must be sent as application/json, not {declared}.")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; a JSON object is required.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"The request body is not valid JSON: {error}.") from None

@@ -1,0 +1,196 @@
+"""Fixture files: tenants, credentials, groups, status-code lists and agents, in JSON or YAML.
+
+The format is ``schemas/fixture.schema.json``. A file is checked against that schema and
+then for consistency (every reference resolves, ids are unique); the first problem is
+reported with its JSON path in the document, e.g. ``$.tenants[0].agents[3].group-id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from mock_server.errors import InvalidRequest
+from mock_server.state import Agent, Group, StatusCodeList, Tenant
+from schemas import load_schema
+from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
+
+DEMO_FIXTURE = "demo.yaml"
+
+
+class FixtureError(InvalidRequest):
+    """A fixture (file or control-plane body) that does not describe a valid tenant set."""
+
+
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    schema = load_schema("fixture.schema.json")
+    if definition is not None:
+        schema = {**schema, "$ref": f"#/$defs/{definition}"}
+        schema.pop("required", None)
+        schema.pop("properties", None)
+        schema.pop("additionalProperties", None)
+    return Draft202012Validator(schema)
+
+
+def validate_document(document: object, definition: str | None = None, where: str = "$") -> None:
+    """Raise FixtureError naming the path of the first schema violation."""
+    error = best_match(_validator(definition).iter_errors(document))
+    if error is not None:
+        path = where + error.json_path[1:]
+        raise FixtureError(f"{path}: {error.message}")
+
+
+def parse_fixture_text(text: str, source: str) -> dict[str, Any]:
+    """JSON or YAML text to a validated fixture document."""
+    try:
+        document = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise FixtureError(
+            f"{source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {error}"
+        ) from None
+    validate_document(document)
+    build_tenants(document)
+    result: dict[str, Any] = document
+    return result
+
+
+def load_fixture(path: str | Path | None = None) -> dict[str, Any]:
+    """The fixture at ``path``, or the built-in demo tenant set when None."""
+    if path is None:
+        text = resources.files("mock_server").joinpath("fixtures", DEMO_FIXTURE).read_text("utf-8")
+        return parse_fixture_text(text, DEMO_FIXTURE)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FixtureError(f"{file}: cannot be read: {error}") from None
+    try:
+        return parse_fixture_text(text, str(file))
+    except FixtureError as error:
+        message = error.detail if error.detail.startswith(str(file)) else f"{file}: {error.detail}"
+        raise FixtureError(message) from None
+
+
+def build_tenants(document: Mapping[str, Any]) -> dict[str, Tenant]:
+    """Fresh state from a fixture document; each call returns new, independent objects."""
+    validate_document(document)
+    tenants: dict[str, Tenant] = {}
+    usernames: set[str] = set()
+    for index, raw in enumerate(document["tenants"]):
+        where = f"$.tenants[{index}]"
+        tenant = _build_tenant(raw, where)
+        if tenant.tenant_id in tenants:
+            raise FixtureError(f"{where}.tenant-id: '{tenant.tenant_id}' is defined twice.")
+        if tenant.username in usernames:
+            raise FixtureError(f"{where}.username: '{tenant.username}' is used by another tenant.")
+        tenants[tenant.tenant_id] = tenant
+        usernames.add(tenant.username)
+    return tenants
+
+
+def _build_tenant(raw: Mapping[str, Any], where: str) -> Tenant:
+    tenant = Tenant(
+        tenant_id=raw["tenant-id"],
+        username=raw["username"],
+        token=raw["token"],
+        api_enabled=raw.get("api-enabled", True),
+        status_code_lists={},
+        groups={},
+        agents={},
+    )
+    for index, raw_list in enumerate(raw.get("status-code-lists", [])):
+        list_where = f"{where}.status-code-lists[{index}]"
+        if raw_list["id"] in tenant.status_code_lists:
+            raise FixtureError(
+                f"{list_where}.id: status-code list {raw_list['id']} is defined twice."
+            )
+        code_list = StatusCodeList(id=raw_list["id"], name=raw_list.get("name"), items={})
+        for item_index, item in enumerate(raw_list["items"]):
+            if item["id"] in code_list.items:
+                raise FixtureError(
+                    f"{list_where}.items[{item_index}].id: item {item['id']} is defined twice."
+                )
+            code_list.items[item["id"]] = item["short-code"]
+            if "description" in item:
+                code_list.descriptions[item["id"]] = item["description"]
+        tenant.status_code_lists[code_list.id] = code_list
+    for index, raw_group in enumerate(raw.get("groups", [])):
+        group_where = f"{where}.groups[{index}]"
+        if raw_group["id"] in tenant.groups:
+            raise FixtureError(f"{group_where}.id: group {raw_group['id']} is defined twice.")
+        lists = tuple(raw_group.get("status-code-lists", []))
+        for list_index, list_id in enumerate(lists):
+            if list_id not in tenant.status_code_lists:
+                raise FixtureError(
+                    f"{group_where}.status-code-lists[{list_index}]: status-code list {list_id} "
+                    "is not defined in this tenant."
+                )
+        tenant.groups[raw_group["id"]] = Group(
+            id=raw_group["id"], name=raw_group.get("name"), status_code_lists=lists
+        )
+    for index, raw_agent in enumerate(raw.get("agents", [])):
+        agent = build_agent(raw_agent, tenant, where=f"{where}.agents[{index}]", validated=True)
+        if agent.agent_id in tenant.agents:
+            raise FixtureError(
+                f"{where}.agents[{index}].agent-id: '{agent.agent_id}' is defined twice."
+            )
+        tenant.agents[agent.agent_id] = agent
+    return tenant
+
+
+def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False) -> Agent:
+    """One agent in the fixture shape, checked against the tenant's groups and status codes."""
+    if not validated:
+        validate_document(raw, "agent", where)
+    assert isinstance(raw, Mapping)
+    group = tenant.groups.get(raw["group-id"])
+    if group is None:
+        raise FixtureError(
+            f"{where}.group-id: group {raw['group-id']} is not defined in this tenant."
+        )
+    agent = Agent(
+        agent_id=raw["agent-id"],
+        group_id=group.id,
+        status=raw["agent-status"],
+        name=raw.get("name"),
+        sub_status=raw.get("agent-sub-status"),
+        list_id=raw.get("status-code-list-id"),
+        item_id=raw.get("status-code-item-id"),
+        short_code=raw.get("status-code-item-short-code"),
+    )
+    if agent.list_id is None:
+        return agent
+    if (agent.list_id, agent.item_id) == (
+        LOGGED_OUT_STATUS_CODE_LIST_ID,
+        LOGGED_OUT_STATUS_CODE_ITEM_ID,
+    ):
+        if agent.short_code is not None:
+            raise FixtureError(
+                f"{where}.status-code-item-short-code: the pair -1/1 has no short code."
+            )
+        return agent
+    if agent.list_id not in group.status_code_lists:
+        raise FixtureError(
+            f"{where}.status-code-list-id: list {agent.list_id} is not assigned "
+            f"to group {group.label}."
+        )
+    expected = tenant.status_code_lists[agent.list_id].items.get(agent.item_id or 0)
+    if expected is None:
+        raise FixtureError(
+            f"{where}.status-code-item-id: item {agent.item_id} is not in "
+            f"status-code list {agent.list_id}."
+        )
+    if agent.short_code is not None and agent.short_code != expected:
+        raise FixtureError(
+            f"{where}.status-code-item-short-code: '{agent.short_code}' is not the short code of "
+            f"item {agent.item_id} (it is '{expected}')."
+        )
+    agent.short_code = expected
+    return agent

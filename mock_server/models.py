@@ -1,0 +1,460 @@
+"""Tenants, groups, status-code lists and agents, and the operations on them. No Flask here.
+
+``AgentStatusBackend`` is the whole state of an emulator. Every API operation is one method;
+views translate an HTTP request into one call and the result back into HTTP. Every refusal
+is an ``ApiError`` raised before anything changes, so a refused request changes nothing.
+One lock serialises all access: concurrent writes to one agent apply one after the other,
+and each bulk entry is applied atomically.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mock_server.errors import (
+    ApiError,
+    ApiNotEnabled,
+    AuthenticationFailed,
+    InvalidRequest,
+    TenantForbidden,
+    TenantNotFound,
+)
+from mock_server.fixtures import build_agent, build_tenants
+from mock_server.profiles import DEFAULT, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Profile
+from mock_server.state import Agent, Tenant
+from schemas.rules import (
+    LOGGED_OUT_STATUS_CODE_ITEM_ID,
+    LOGGED_OUT_STATUS_CODE_LIST_ID,
+    AgentStatus,
+    transition_refusal,
+)
+
+BULK_FIELD = "agents"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A validated request to change one agent. ``status`` None keeps the current status."""
+
+    status: AgentStatus | None
+    list_id: int | None
+    item_id: int | None
+    short_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkOutcome:
+    """The result of one bulk entry: its agent id, its own status and the reason."""
+
+    agent_id: str
+    change_status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPage:
+    agents: list[dict[str, Any]]
+    page: dict[str, int] | None
+
+
+def _integer(value: object, where: str) -> int:
+    """A JSON integer (5 or 5.0); booleans, strings and fractions are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{where} must be an integer, got {_describe(value)}.")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise InvalidRequest(f"{where} must be an integer, got {value!r}.")
+        return int(value)
+    return value
+
+
+def _describe(value: object) -> str:
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        float: "a number",
+    }
+    if value is None:
+        return "null"
+    text = repr(value)
+    return f"{names.get(type(value), type(value).__name__)} {text[:40]}"
+
+
+def parse_status_change(
+    payload: object, *, where: str, require_status: bool, require_codes: bool
+) -> StatusChange:
+    """Check the shape and types of one change request; the agent-specific rules come later."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest(f"{where} must be a JSON object, got {_describe(payload)}.")
+    prefix = f"{where}." if where != "The request body" else ""
+
+    status: AgentStatus | None = None
+    raw_status = payload.get("agent-status")
+    if raw_status is None:
+        if require_status:
+            raise InvalidRequest(f"{prefix}agent-status is required.")
+    else:
+        number = _integer(raw_status, f"{prefix}agent-status")
+        try:
+            status = AgentStatus(number)
+        except ValueError:
+            raise InvalidRequest(
+                f"{prefix}agent-status {number} is not a known status; statuses are 0-11 "
+                "and only 1, 3, 4 and 5 can be set."
+            ) from None
+        if not status.settable:
+            raise InvalidRequest(f"{prefix}{transition_refusal(status, status)}")
+
+    list_raw = payload.get("status-code-list-id")
+    item_raw = payload.get("status-code-item-id")
+    short_raw = payload.get("status-code-item-short-code")
+    if require_codes:
+        for name, value in (
+            ("status-code-list-id", list_raw),
+            ("status-code-item-id", item_raw),
+            ("status-code-item-short-code", short_raw),
+        ):
+            if value is None:
+                raise InvalidRequest(f"{prefix}{name} is required.")
+    list_id = None if list_raw is None else _integer(list_raw, f"{prefix}status-code-list-id")
+    item_id = None if item_raw is None else _integer(item_raw, f"{prefix}status-code-item-id")
+    if short_raw is not None and not isinstance(short_raw, str):
+        raise InvalidRequest(
+            f"{prefix}status-code-item-short-code must be a string, got {_describe(short_raw)}."
+        )
+    if (list_id is None) != (item_id is None):
+        given, missing = (
+            ("status-code-list-id", "status-code-item-id")
+            if item_id is None
+            else ("status-code-item-id", "status-code-list-id")
+        )
+        raise InvalidRequest(f"{prefix}{missing} is required when {given} is given.")
+    if short_raw is not None and item_id is None:
+        raise InvalidRequest(
+            f"{prefix}status-code-list-id and status-code-item-id are required "
+            "when status-code-item-short-code is given."
+        )
+    return StatusChange(status=status, list_id=list_id, item_id=item_id, short_code=short_raw)
+
+
+class AgentStatusBackend:
+    """All tenants of one emulator, the rules applied to them, and the control-plane edits."""
+
+    def __init__(self, fixture: Mapping[str, Any], profile: Profile = DEFAULT) -> None:
+        self.profile = profile
+        self._fixture = fixture
+        self._lock = threading.RLock()
+        self._tenants: dict[str, Tenant] = build_tenants(fixture)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    # -- control plane -------------------------------------------------------------------
+
+    def reset(self, tenant_id: str | None = None) -> None:
+        """Back to the loaded fixture: every tenant, or just one (scoped reset)."""
+        fresh = build_tenants(self._fixture)
+        with self._locked():
+            if tenant_id is None:
+                self._tenants = fresh
+            elif tenant_id in fresh:
+                self._tenants[tenant_id] = fresh[tenant_id]
+            elif tenant_id in self._tenants:
+                del self._tenants[tenant_id]
+            else:
+                raise TenantNotFound(tenant_id)
+
+    def load(self, fixture: Mapping[str, Any]) -> None:
+        """Replace the fixture (and so the state) wholesale, as a hot reload does."""
+        fresh = build_tenants(fixture)
+        with self._locked():
+            self._fixture = fixture
+            self._tenants = fresh
+
+    def put_tenant(self, tenant_id: str, document: Mapping[str, Any]) -> bool:
+        """Create or replace one tenant from a fixture-format tenant; True when created."""
+        if document.get("tenant-id", tenant_id) != tenant_id:
+            raise InvalidRequest(
+                f"tenant-id '{document.get('tenant-id')}' in the body does not match "
+                f"'{tenant_id}' in the path."
+            )
+        tenant = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
+        with self._locked():
+            created = tenant_id not in self._tenants
+            self._tenants[tenant_id] = tenant
+        return created
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        with self._locked():
+            if self._tenants.pop(tenant_id, None) is None:
+                raise TenantNotFound(tenant_id)
+
+    def tenant_ids(self) -> list[str]:
+        with self._locked():
+            return list(self._tenants)
+
+    def tenant_state(self, tenant_id: str) -> dict[str, Any]:
+        with self._locked():
+            return self._tenant(tenant_id).to_state()
+
+    def set_api_enabled(self, tenant_id: str, enabled: object) -> dict[str, Any]:
+        if not isinstance(enabled, bool):
+            raise InvalidRequest(f"api-enabled must be true or false, got {_describe(enabled)}.")
+        with self._locked():
+            tenant = self._tenant(tenant_id)
+            tenant.api_enabled = enabled
+            return tenant.to_state()
+
+    def rotate_token(self, tenant_id: str) -> str:
+        """A new action token; the old one stops working at once, as the guide warns."""
+        token = secrets.token_urlsafe(24)
+        with self._locked():
+            self._tenant(tenant_id).token = token
+        return token
+
+    def put_agent(
+        self, tenant_id: str, agent_id: str, document: object
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an agent in any status 0-11; True when created."""
+        if not isinstance(document, dict):
+            raise InvalidRequest(
+                f"The request body must be a JSON object, got {_describe(document)}."
+            )
+        if document.get("agent-id", agent_id) != agent_id:
+            raise InvalidRequest(
+                f"agent-id '{document.get('agent-id')}' in the body does not match "
+                f"'{agent_id}' in the path."
+            )
+        with self._locked():
+            tenant = self._tenant(tenant_id)
+            agent = build_agent({**document, "agent-id": agent_id}, tenant, where="$")
+            created = agent_id not in tenant.agents
+            tenant.agents[agent_id] = agent
+            return agent.to_fixture(), created
+
+    def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        with self._locked():
+            tenant = self._tenant(tenant_id)
+            tenant.agent(agent_id)
+            del tenant.agents[agent_id]
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        try:
+            return self._tenants[tenant_id]
+        except KeyError:
+            raise TenantNotFound(tenant_id) from None
+
+    # -- authentication ------------------------------------------------------------------
+
+    def authorize(self, tenant_id: str, username: str, token: str) -> None:
+        """401 for unknown credentials, 403 for another tenant's path, XML 403 when disabled.
+
+        Every tenant whose username matches has its token compared in constant time.
+        """
+        with self._locked():
+            owner: Tenant | None = None
+            for tenant in self._tenants.values():
+                same_user = hmac.compare_digest(tenant.username.encode(), username.encode())
+                same_token = hmac.compare_digest(tenant.token.encode(), token.encode())
+                if same_user and same_token:
+                    owner = tenant
+            if owner is None:
+                raise AuthenticationFailed("Unknown username or wrong action token.")
+            if owner.tenant_id != tenant_id:
+                raise TenantForbidden()
+            if not owner.api_enabled:
+                raise ApiNotEnabled()
+
+    # -- the API -------------------------------------------------------------------------
+
+    def list_agents(
+        self,
+        tenant_id: str,
+        group_id: str | None = None,
+        page_size: object = None,
+        page_index: object = None,
+    ) -> AgentPage:
+        """All agents, optionally of one group (``groupId``), paged if the profile pages."""
+        with self._locked():
+            agents = list(self._tenant(tenant_id).agents.values())
+            if group_id is not None and self.profile.group_filter:
+                agents = [agent for agent in agents if str(agent.group_id) == group_id.strip()]
+            bodies = [agent.to_api() for agent in agents]
+        if not self.profile.pagination:
+            return AgentPage(agents=bodies, page=None)
+        return _paginate(bodies, page_size, page_index)
+
+    def get_agent(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
+        with self._locked():
+            return self._tenant(tenant_id).agent(agent_id).to_api()
+
+    def set_agent_status(self, tenant_id: str, agent_id: str, payload: object) -> dict[str, Any]:
+        """The single set: validate the body, then apply it to the agent, or refuse."""
+        change = parse_status_change(
+            payload,
+            where="The request body",
+            require_status=True,
+            require_codes=self.profile.single_requires_status_codes,
+        )
+        return self._apply(tenant_id, agent_id, change)
+
+    def set_agents_statuses(self, tenant_id: str, payload: object) -> list[BulkOutcome]:
+        """The bulk set: each entry goes through the single-agent path, independently.
+
+        The shape of the whole request (an ``agents`` array, each entry an object with a
+        string ``agent-id``, the entry limit, field types) is checked first and refused as a
+        whole; what depends on the agent is decided per entry.
+        """
+        entries = self._bulk_entries(payload)
+        changes = [
+            (
+                agent_id,
+                parse_status_change(
+                    entry,
+                    where=f"agents[{index}]",
+                    require_status=self.profile.bulk_requires_agent_status,
+                    require_codes=self.profile.bulk_requires_status_codes,
+                ),
+            )
+            for index, (agent_id, entry) in enumerate(entries)
+        ]
+        self._tenant_exists(tenant_id)
+        outcomes = []
+        for agent_id, change in changes:
+            try:
+                self._apply(tenant_id, agent_id, change)
+            except ApiError as refusal:
+                outcomes.append(BulkOutcome(agent_id, int(refusal.status), refusal.detail))
+            else:
+                outcomes.append(BulkOutcome(agent_id, 200, "OK"))
+        return outcomes
+
+    def _tenant_exists(self, tenant_id: str) -> None:
+        with self._locked():
+            self._tenant(tenant_id)
+
+    def _bulk_entries(self, payload: object) -> list[tuple[str, dict[str, Any]]]:
+        if not isinstance(payload, dict):
+            raise InvalidRequest(
+                f"The request body must be a JSON object, got {_describe(payload)}."
+            )
+        entries = payload.get(BULK_FIELD)
+        if entries is None:
+            raise InvalidRequest("agents is required: an array of agent status changes.")
+        if not isinstance(entries, list):
+            raise InvalidRequest(f"agents must be an array, got {_describe(entries)}.")
+        limit = self.profile.bulk_limit
+        if limit is not None and len(entries) > limit:
+            raise InvalidRequest(f"agents has {len(entries)} entries; at most {limit} are allowed.")
+        checked = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise InvalidRequest(
+                    f"agents[{index}] must be a JSON object, got {_describe(entry)}."
+                )
+            agent_id = entry.get("agent-id")
+            if agent_id is None:
+                raise InvalidRequest(f"agents[{index}].agent-id is required.")
+            if not isinstance(agent_id, str):
+                raise InvalidRequest(
+                    f"agents[{index}].agent-id must be a string, got {_describe(agent_id)}."
+                )
+            checked.append((agent_id, entry))
+        return checked
+
+    def _apply(self, tenant_id: str, agent_id: str, change: StatusChange) -> dict[str, Any]:
+        with self._locked():
+            tenant = self._tenant(tenant_id)
+            agent = tenant.agent(agent_id)
+            target = AgentStatus(agent.status) if change.status is None else change.status
+            refusal = transition_refusal(agent.status, target)
+            if refusal is not None:
+                if change.status is None:
+                    refusal = f"agent-status was omitted, so the current status is kept: {refusal}"
+                raise InvalidRequest(refusal)
+            short_code = _check_status_code(tenant, agent, target, change)
+            if change.list_id is None and target == AgentStatus.LOGGED_OUT:
+                agent.list_id, agent.item_id = (
+                    LOGGED_OUT_STATUS_CODE_LIST_ID,
+                    LOGGED_OUT_STATUS_CODE_ITEM_ID,
+                )
+            else:
+                agent.list_id, agent.item_id = change.list_id, change.item_id
+            agent.short_code = short_code
+            agent.status = target
+            return agent.to_api()
+
+
+def _check_status_code(
+    tenant: Tenant, agent: Agent, target: AgentStatus, change: StatusChange
+) -> str | None:
+    """The short code to store, once the list, item and short code are proven consistent."""
+    if change.list_id is None or change.item_id is None:
+        return None
+    if (
+        target == AgentStatus.LOGGED_OUT
+        and change.list_id == LOGGED_OUT_STATUS_CODE_LIST_ID
+        and change.item_id == LOGGED_OUT_STATUS_CODE_ITEM_ID
+        and change.short_code is None
+    ):
+        return None
+    group = tenant.groups[agent.group_id]
+    if change.list_id not in group.status_code_lists:
+        assigned = ", ".join(map(str, group.status_code_lists)) or "none"
+        raise InvalidRequest(
+            f"The status code list id is invalid: status-code-list-id {change.list_id} is not "
+            f"assigned to the agent's group {group.label} (assigned lists: {assigned})."
+        )
+    code_list = tenant.status_code_lists[change.list_id]
+    expected = code_list.items.get(change.item_id)
+    if expected is None:
+        raise InvalidRequest(
+            f"The status code item id is invalid: status-code-item-id {change.item_id} is not "
+            f"an item of status-code list {change.list_id}."
+        )
+    if change.short_code is not None and change.short_code != expected:
+        raise InvalidRequest(
+            f"The status code item short code is invalid: status-code-item-short-code "
+            f"'{change.short_code[:40]}' is not the short code of item {change.item_id} "
+            f"(it is '{expected}')."
+        )
+    return expected
+
+
+def _paginate(bodies: list[dict[str, Any]], page_size: object, page_index: object) -> AgentPage:
+    """The reference's pageSize/pageIndex and its PageResult object."""
+    size = DEFAULT_PAGE_SIZE if page_size is None else _query_integer(page_size, "pageSize")
+    index = 0 if page_index is None else _query_integer(page_index, "pageIndex")
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}, got {size}.")
+    if index < 0:
+        raise InvalidRequest(f"pageIndex must be 0 or more, got {index}.")
+    total = len(bodies)
+    return AgentPage(
+        agents=bodies[index * size : (index + 1) * size],
+        page={
+            "pageSize": size,
+            "totalElements": total,
+            "totalPages": math.ceil(total / size),
+            "pageIndex": index,
+        },
+    )
+
+
+def _query_integer(value: object, name: str) -> int:
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.") from None

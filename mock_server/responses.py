@@ -1,0 +1,110 @@
+"""The four Agent Status API operations: each view is one backend call and its rendering.
+
+Authentication runs once, in the blueprint's ``before_request``, before any view.
+View names are the vendor's operation ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+
+from mock_server.context import backend_of, read_json_body
+from mock_server.errors import AuthenticationFailed
+from mock_server.models import BulkOutcome
+
+API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
+SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
+FAILURE_MESSAGE = "Agent status change failed"
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def basic_credentials(header: str | None) -> tuple[str, str]:
+    """Username and token from an ``Authorization: Basic …`` header, or a precise 401."""
+    if not header:
+        raise AuthenticationFailed(
+            "The Authorization header is missing; use HTTP Basic with the tenant's username "
+            "and action token."
+        )
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthenticationFailed("The Authorization header must use the Basic scheme.")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationFailed(
+            "The Basic credentials are not valid base64 of 'username:token'."
+        ) from None
+    username, colon, token = decoded.partition(":")
+    if not colon:
+        raise AuthenticationFailed("The Basic credentials must have the form 'username:token'.")
+    return username, token
+
+
+def authorize() -> None:
+    tenant_id = (request.view_args or {})["tenant_id"]
+    username, token = basic_credentials(request.headers.get("Authorization"))
+    backend_of().authorize(tenant_id, username, token)
+
+
+def getagentsstatus(tenant_id: str) -> Response:
+    page = backend_of().list_agents(
+        tenant_id,
+        group_id=request.args.get("groupId"),
+        page_size=request.args.get("pageSize"),
+        page_index=request.args.get("pageIndex"),
+    )
+    body: dict[str, Any] = {"data": page.agents}
+    if page.page is not None:
+        body["page"] = page.page
+    return json_response(body)
+
+
+def getagentstatus(tenant_id: str, agent_id: str) -> Response:
+    return json_response(backend_of().get_agent(tenant_id, agent_id))
+
+
+def setagentstatus(tenant_id: str, agent_id: str) -> Response:
+    backend = backend_of()
+    backend.set_agent_status(tenant_id, agent_id, read_json_body())
+    if backend.profile.single_success_body:
+        return json_response(SUCCESS_BODY)
+    return Response(status=200)
+
+
+def setagentsstatuses(tenant_id: str) -> Response:
+    backend = backend_of()
+    outcomes = backend.set_agents_statuses(tenant_id, read_json_body())
+    with_message = backend.profile.bulk_result_message
+    return json_response({"data": [_bulk_result(o, with_message) for o in outcomes]}, status=207)
+
+
+def _bulk_result(outcome: BulkOutcome, with_message: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "agent-id": outcome.agent_id,
+        "reason": outcome.reason,
+        "change-status": outcome.change_status,
+    }
+    if with_message:
+        result["message"] = (
+            SUCCESS_BODY["message"] if outcome.change_status == 200 else FAILURE_MESSAGE
+        )
+    return result
+
+
+def api_blueprint(bulk_methods: tuple[str, ...]) -> Blueprint:
+    """The API's routes; the bulk methods come from the profile (guide PUT, reference POST)."""
+    api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+    api.before_request(authorize)
+    api.add_url_rule("/agents", view_func=getagentsstatus, methods=["GET"])
+    api.add_url_rule("/agents/bulk", view_func=setagentsstatuses, methods=list(bulk_methods))
+    api.add_url_rule("/agents/<agent_id>", view_func=getagentstatus, methods=["GET"])
+    api.add_url_rule("/agents/<agent_id>", view_func=setagentstatus, methods=["PUT"])
+    return api

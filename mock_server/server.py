@@ -1,0 +1,87 @@
+"""Running an app on a real socket: the threaded development server, in this thread or another."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+READY_TIMEOUT_SECONDS = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class RunningServer:
+    """A server started in a background thread; stop it, or use it as a context manager."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread = field(repr=False)
+
+    @property
+    def host(self) -> str:
+        return str(self.server.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)
+
+    @property
+    def base_url(self) -> str:
+        """The root of the server, e.g. ``http://127.0.0.1:54321`` (the API is under /api/v1)."""
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=READY_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Serve ``app`` on ``host:port`` (0 picks a free port); returns once it accepts connections."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, name=f"emulator:{server.port}", daemon=True
+    )
+    thread.start()
+    running = RunningServer(server=server, thread=thread)
+    wait_until_ready(running.host, running.port)
+    return running
+
+
+def wait_until_ready(host: str, port: int, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the emulator on {host}:{port} did not start in {timeout}s"
+                ) from None
+            time.sleep(0.02)

@@ -1,0 +1,112 @@
+"""The entities of an emulator's state: plain data, no behaviour beyond how they are shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mock_server.errors import AgentNotFound
+
+
+@dataclass(slots=True)
+class StatusCodeList:
+    id: int
+    name: str | None
+    items: dict[int, str]
+    """item id -> short code"""
+    descriptions: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Group:
+    id: int
+    name: str | None
+    status_code_lists: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} ({self.name})" if self.name else str(self.id)
+
+
+@dataclass(slots=True)
+class Agent:
+    agent_id: str
+    group_id: int
+    status: int
+    name: str | None = None
+    sub_status: str | None = None
+    list_id: int | None = None
+    item_id: int | None = None
+    short_code: str | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The agent as the API shows it, in the guide's field order; absent fields omitted."""
+        body: dict[str, Any] = {"agent-id": self.agent_id, "agent-status": self.status}
+        if self.list_id is not None:
+            body["status-code-list-id"] = self.list_id
+        if self.item_id is not None:
+            body["status-code-item-id"] = self.item_id
+        if self.short_code is not None:
+            body["status-code-item-short-code"] = self.short_code
+        if self.name is not None:
+            body["name"] = self.name
+        if self.sub_status is not None:
+            body["agent-sub-status"] = self.sub_status
+        return body
+
+    def to_fixture(self) -> dict[str, Any]:
+        """The agent in the fixture format: the API shape plus ``group-id``."""
+        return {**self.to_api(), "group-id": self.group_id}
+
+
+@dataclass(slots=True)
+class Tenant:
+    tenant_id: str
+    username: str
+    token: str
+    api_enabled: bool
+    status_code_lists: dict[int, StatusCodeList]
+    groups: dict[int, Group]
+    agents: dict[str, Agent]
+
+    def agent(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise AgentNotFound(agent_id) from None
+
+    def to_state(self) -> dict[str, Any]:
+        """The tenant in the fixture format, without its token (secrets stay out of reads)."""
+        return {
+            "tenant-id": self.tenant_id,
+            "username": self.username,
+            "api-enabled": self.api_enabled,
+            "status-code-lists": [
+                {
+                    "id": code_list.id,
+                    **({"name": code_list.name} if code_list.name is not None else {}),
+                    "items": [
+                        {
+                            "id": item_id,
+                            "short-code": short_code,
+                            **(
+                                {"description": code_list.descriptions[item_id]}
+                                if item_id in code_list.descriptions
+                                else {}
+                            ),
+                        }
+                        for item_id, short_code in code_list.items.items()
+                    ],
+                }
+                for code_list in self.status_code_lists.values()
+            ],
+            "groups": [
+                {
+                    "id": group.id,
+                    **({"name": group.name} if group.name is not None else {}),
+                    "status-code-lists": list(group.status_code_lists),
+                }
+                for group in self.groups.values()
+            ],
+            "agents": [agent.to_fixture() for agent in self.agents.values()],
+        }

@@ -1,0 +1,24 @@
+"""The written contract: JSON Schemas (draft 2020-12), the OpenAPI documents and the rule table.
+
+Schema files live beside this module and are addressed by their file name, for example
+``load_schema("fixture.schema.json")``; their ``$id`` values let them ``$ref`` one another.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+SCHEMA_PACKAGE = "schemas"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """One schema file of this package, parsed (JSON or YAML by extension)."""
+    text = resources.files(SCHEMA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+    document: dict[str, Any] = yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+    return document
