@@ -7,7 +7,6 @@ View names are the vendor's operation ids.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 import orjson
@@ -38,7 +37,7 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
         raise AuthenticationFailed("The Authorization header must use the Basic scheme.")
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64, non-ASCII text or invalid UTF-8
         raise AuthenticationFailed(
             "The Basic credentials are not valid base64 of 'username:token'."
         ) from None

@@ -4,7 +4,10 @@ reset before each test, and the demo tenant's credentials."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
@@ -68,3 +71,90 @@ def http(live: RunningServer) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.auth = (DEMO_USERNAME, DEMO_TOKEN)
         yield session
+
+
+@dataclass
+class Reply:
+    """One response, the same whichever transport carried it."""
+
+    status: int
+    headers: Mapping[str, str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class Api:
+    """The emulator through one transport: Flask's test client or real HTTP."""
+
+    def __init__(self, send: Callable[..., Reply]) -> None:
+        self._send = send
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> Reply:
+        sent = {"Authorization": GUIDE_AUTH_HEADER} if credentials is None else dict(credentials)
+        if json_body is not None:
+            data = json.dumps(json_body)
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
+        return self._send(method, path, data=data, headers=sent)
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def put(self, path: str, json_body: object = None, **kwargs: Any) -> Reply:
+        return self.request("PUT", path, json_body=json_body, **kwargs)
+
+    def post(self, path: str, json_body: object = None, **kwargs: Any) -> Reply:
+        return self.request("POST", path, json_body=json_body, **kwargs)
+
+    def agent(self, agent_id: str, tenant: str = DEMO_TENANT) -> dict[str, Any]:
+        reply = self.admin("GET", f"/__admin/tenants/{tenant}")
+        agents: list[dict[str, Any]] = reply.json()["agents"]
+        return next(agent for agent in agents if agent["agent-id"] == agent_id)
+
+    def admin(self, method: str, path: str, json_body: object = None) -> Reply:
+        return self.request(method, path, json_body=json_body, credentials={})
+
+    def place_agent(self, agent_id: str, status: int, group_id: int = 100, **fields: Any) -> None:
+        """Create or replace an agent through the control plane, in any status."""
+        body = {"agent-status": status, "group-id": group_id, "name": "Test Agent", **fields}
+        reply = self.admin("PUT", f"/__admin/tenants/{DEMO_TENANT}/agents/{agent_id}", body)
+        assert reply.status in (200, 201), reply.text
+
+
+def flask_api(client: FlaskClient) -> Api:
+    def send(method: str, path: str, data: Any, headers: Mapping[str, str]) -> Reply:
+        response = client.open(path, method=method, data=data, headers=dict(headers))
+        return Reply(response.status_code, dict(response.headers), response.get_data(as_text=True))
+
+    return Api(send)
+
+
+def http_api(server: RunningServer) -> Api:
+    session = requests.Session()
+
+    def send(method: str, path: str, data: Any, headers: Mapping[str, str]) -> Reply:
+        response = session.request(
+            method, server.base_url + path, data=data, headers=dict(headers), timeout=10
+        )
+        return Reply(response.status_code, dict(response.headers), response.text)
+
+    return Api(send)
+
+
+@pytest.fixture(params=["flask", "http"])
+def api(request: pytest.FixtureRequest) -> Api:
+    """The emulator through the Flask test client, then again over real HTTP."""
+    if request.param == "flask":
+        return flask_api(request.getfixturevalue("client"))
+    return http_api(request.getfixturevalue("live"))

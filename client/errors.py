@@ -1,0 +1,150 @@
+"""Every way a call can fail, one type each, so callers catch what they can act on.
+
+The hierarchy (the only description of it; the README links here)::
+
+    AgentStatusError                  base: .status, .body, .request_id, .problem, .detail
+    ├── ConfigurationError            no base URL / platform / tenant / username / token
+    ├── TransportError                no HTTP answer: refused, reset, timed out, TLS
+    ├── AuthenticationError           401: wrong username or token (or a rotated token)
+    ├── ForbiddenError                403, either kind
+    │   ├── ApiNotEnabledError        the XML 403: the tenant's Agent Status API is off
+    │   └── TenantForbiddenError      the other 403: these credentials, another tenant
+    ├── AgentNotFoundError            404 on an agent: .agent_id
+    ├── ChangeRejectedError           400: the request or the transition was refused: .reason
+    │   └── TransitionNotAllowedError raised locally by check_transition, nothing sent
+    ├── MethodNotAllowedError         405: e.g. the bulk method this platform does not take
+    ├── RateLimitedError              429: .retry_after seconds (None when not given)
+    ├── ServerError                   5xx
+    └── UnexpectedResponseError       any other status, or a body that is not the contract's
+
+Errors keep what the response said (status, body text, ``X-Request-Id``, Problem JSON) but
+never the request: a ``requests`` exception carries the prepared request, Authorization
+header included, so none is kept as an attribute and none is chained as a cause.
+A bulk call that fails part-way attaches the results of the chunks already done as
+``.partial``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from client.models import BulkResult
+
+BODY_PREVIEW_CHARS = 300
+
+
+class AgentStatusError(Exception):
+    """Base of every client error: what went wrong, and what the server answered if it did."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str | None = None,
+        request_id: str | None = None,
+        problem: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.request_id = request_id
+        self.problem = problem
+        self.method = method
+        self.url = url
+        self.partial: BulkResult | None = None
+
+    @property
+    def detail(self) -> str | None:
+        """The Problem JSON ``detail``: the server's own words on what was wrong."""
+        if self.problem is None:
+            return None
+        detail = self.problem.get("detail")
+        return detail if isinstance(detail, str) else None
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.url}: " if self.method and self.url else ""
+        text = f"{where}{self.message}"
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
+
+
+class ConfigurationError(AgentStatusError):
+    """The client cannot be built: a setting is missing or unknown."""
+
+
+class TransportError(AgentStatusError):
+    """No HTTP response: connection refused or reset, timeout, DNS or TLS failure.
+
+    ``sent`` says whether the request may have reached the server (False only when the
+    connection was never established), which decides whether a write may be repeated.
+    """
+
+    def __init__(self, message: str, *, sent: bool, method: str, url: str) -> None:
+        super().__init__(message, method=method, url=url)
+        self.sent = sent
+
+
+class AuthenticationError(AgentStatusError):
+    """401: the username or action token is wrong; a newly generated token voids the old."""
+
+
+class ForbiddenError(AgentStatusError):
+    """403: the credentials are valid but may not do this."""
+
+
+class ApiNotEnabledError(ForbiddenError):
+    """The XML 403: ask 8x8 support to enable the "Agent Status API" for the tenant."""
+
+
+class TenantForbiddenError(ForbiddenError):
+    """The JSON 403: the credentials belong to another tenant than the one in the path."""
+
+
+class AgentNotFoundError(AgentStatusError):
+    """404: no agent with this id in the tenant."""
+
+    def __init__(self, message: str, *, agent_id: str, **response: Any) -> None:
+        super().__init__(message, **response)
+        self.agent_id = agent_id
+
+
+class ChangeRejectedError(AgentStatusError):
+    """400: the body or the change was refused; ``reason`` is the server's explanation."""
+
+    @property
+    def reason(self) -> str:
+        return self.detail or self.message
+
+
+class TransitionNotAllowedError(ChangeRejectedError):
+    """The rule table refuses the change: raised before sending anything."""
+
+
+class MethodNotAllowedError(AgentStatusError):
+    """405: the platform does not take this method on this path."""
+
+
+class RateLimitedError(AgentStatusError):
+    """429: too many requests; ``retry_after`` is how long the server asked to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None, **response: Any) -> None:
+        super().__init__(message, **response)
+        self.retry_after = retry_after
+
+
+class ServerError(AgentStatusError):
+    """5xx: the service failed; whether a write was applied is unknown."""
+
+
+class UnexpectedResponseError(AgentStatusError):
+    """A status or a body outside the contract (413, 415, a 200 that is not JSON, ...)."""

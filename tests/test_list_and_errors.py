@@ -1,0 +1,176 @@
+"""Listing with the group filter, routing errors, and hostile input that must never give a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import Api, api_path
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mock_server import create_app
+
+
+def test_list_holds_every_agent_in_fixture_order(api: Api) -> None:
+    data = api.get(api_path()).json()["data"]
+    assert len(data) == 20
+    assert data[0]["agent-id"] == "ag0VYyLh0YTsymdbtYIaaaa"
+    assert {agent["agent-status"] for agent in data} == set(range(12))
+
+
+def test_absent_fields_are_omitted_never_null(api: Api) -> None:
+    reply = api.get(api_path())
+    assert "null" not in reply.text
+    paul = next(a for a in reply.json()["data"] if a["agent-id"] == "ag1LmqEeEYRoOti9KjIi_Dng")
+    assert paul == {
+        "agent-id": "ag1LmqEeEYRoOti9KjIi_Dng",
+        "agent-status": 0,
+        "name": "Paul Neverhere",
+    }
+
+
+@pytest.mark.parametrize(
+    ("group", "count"), [("100", 8), ("300", 3), ("400", 1), ("999", 0), ("x", 0)]
+)
+def test_group_filter(api: Api, group: str, count: int) -> None:
+    data = api.get(api_path() + f"?groupId={group}").json()["data"]
+    assert len(data) == count
+    if count:
+        state = api.admin("GET", "/__admin/tenants/acmecorp01").json()
+        groups = {a["agent-id"]: a["group-id"] for a in state["agents"]}
+        assert {groups[a["agent-id"]] for a in data} == {int(group)}
+
+
+def test_pagination_parameters_are_ignored_by_default(api: Api) -> None:
+    reply = api.get(api_path() + "?pageSize=2&pageIndex=1")
+    assert len(reply.json()["data"]) == 20
+    assert "page" not in reply.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v2/tenants/acmecorp01/agentstatus/agents",
+        "/api/v1/tenants/acmecorp01/agentstatus",
+        "/api/v1/tenants/acmecorp01/agentstatus/agents/a/b",
+        "/",
+        "/nowhere",
+    ],
+)
+def test_unknown_paths_and_versions_are_problem_404(api: Api, path: str) -> None:
+    reply = api.get(path)
+    assert reply.status == 404
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    assert path in reply.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "allowed"),
+    [
+        ("DELETE", "", "GET"),
+        ("POST", "", "GET"),
+        ("DELETE", "/agX", "GET, PUT"),
+        ("PATCH", "/agX", "GET, PUT"),
+    ],
+)
+def test_wrong_methods_are_problem_405(api: Api, method: str, suffix: str, allowed: str) -> None:
+    reply = api.request(method, api_path(suffix=suffix))
+    assert reply.status == 405
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    assert f"this path accepts {allowed}" in reply.json()["detail"]
+    assert set(allowed.split(", ")) <= set(reply.headers["Allow"].split(", "))
+
+
+def test_oversized_bodies_are_problem_413(api: Api) -> None:
+    reply = api.put(
+        api_path(suffix="/agX"),
+        data="[" + "1," * 600_000 + "1]",
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status == 413
+    assert reply.json()["status"] == 413
+
+
+def test_every_response_carries_a_request_id_matching_the_problem(api: Api) -> None:
+    reply = api.get(api_path(suffix="/agNobody"))
+    request_id = reply.headers["X-Request-Id"]
+    assert reply.json()["instance"].replace("-", "") == f"urn:uuid:{request_id}"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+entry_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "agent-id": st.sampled_from(["agAQDqmvKiRbG4ekigNSmbbb", "agBacU3lzDPXzaLLkPZCLk1V"])
+        | json_values,
+        "agent-status": st.integers(-2, 13) | json_values,
+        "status-code-list-id": st.sampled_from([801, 802, -1]) | json_values,
+        "status-code-item-id": st.sampled_from([1722, 1725, 1]) | json_values,
+        "status-code-item-short-code": st.sampled_from(["Meet", "Lunch"]) | json_values,
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_app() -> Flask:
+    return create_app()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=entry_like | json_values)
+def test_no_single_set_body_gives_a_500(fuzz_app: Flask, body: object) -> None:
+    reply = fuzz_app.test_client().put(
+        api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"),
+        data=json.dumps(body),
+        headers={
+            "Authorization": "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU=",
+            "Content-Type": "application/json",
+        },
+    )
+    assert reply.status_code in (200, 400), reply.get_data(as_text=True)
+    assert reply.is_json
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.fixed_dictionaries({"agents": st.lists(entry_like, max_size=5)}) | json_values)
+def test_no_bulk_body_gives_a_500(fuzz_app: Flask, body: object) -> None:
+    reply = fuzz_app.test_client().post(
+        api_path(suffix="/bulk"),
+        data=json.dumps(body),
+        headers={
+            "Authorization": "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU=",
+            "Content-Type": "application/json",
+        },
+    )
+    assert reply.status_code in (207, 400), reply.get_data(as_text=True)
+    if reply.status_code == 207:
+        results = reply.get_json()["data"]
+        assert len(results) == len(body["agents"])  # type: ignore[index]
+        assert {r["change-status"] for r in results} <= {200, 400, 404}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    raw=st.binary(max_size=64),
+    header=st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40),
+)
+def test_no_raw_bytes_or_header_gives_a_500(fuzz_app: Flask, raw: bytes, header: str) -> None:
+    reply = fuzz_app.test_client().put(
+        api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"),
+        data=raw,
+        headers={
+            "Authorization": "Basic " + header.encode("latin-1", "replace").decode("latin-1"),
+            "Content-Type": "application/json",
+        },
+    )
+    assert reply.status_code in (200, 400, 401)

@@ -1,0 +1,97 @@
+"""The transition rules: every from-status (0-11) against every settable target (1, 3, 4, 5)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Api, api_path
+
+from schemas.rules import SETTABLE, AgentStatus, can_transition
+
+AGENT = "agMatrixTester000000000001"
+ALLOWED = {
+    (3, 1), (3, 3), (3, 4), (3, 5),
+    (4, 1), (4, 3), (4, 4), (4, 5),
+    (5, 1), (5, 3), (5, 4), (5, 5),
+}  # fmt: skip
+
+
+def test_rule_table_is_the_diagram() -> None:
+    """The one table in the project says exactly what allowed-transitions.png draws."""
+    table = {(int(a), int(b)) for a in AgentStatus for b in AgentStatus if can_transition(a, b)}
+    assert table == ALLOWED
+    assert {int(s) for s in SETTABLE} == {1, 3, 4, 5}
+
+
+@pytest.mark.parametrize("target", sorted(SETTABLE))
+@pytest.mark.parametrize("source", list(AgentStatus))
+def test_single_set_follows_the_matrix(api: Api, source: AgentStatus, target: AgentStatus) -> None:
+    api.place_agent(AGENT, source)
+    reply = api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": int(target)})
+    after = api.agent(AGENT)["agent-status"]
+    if (source, target) in ALLOWED:
+        assert reply.status == 200, reply.text
+        assert after == target
+    else:
+        assert reply.status == 400, reply.text
+        detail = reply.json()["detail"]
+        assert f"{source.value} {source.name}" in detail
+        assert f"{target.value} {target.name}" in detail
+        assert after == source
+
+
+@pytest.mark.parametrize("target", [0, 2, 6, 7, 8, 9, 10, 11])
+def test_unsettable_targets_are_refused_whatever_the_source(api: Api, target: int) -> None:
+    api.place_agent(AGENT, 4)
+    reply = api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": target})
+    assert reply.status == 400
+    assert f"{target} {AgentStatus(target).name} cannot be set" in reply.json()["detail"]
+    assert api.agent(AGENT)["agent-status"] == 4
+
+
+@pytest.mark.parametrize("target", [-1, 12, 99])
+def test_unknown_status_values_are_refused(api: Api, target: int) -> None:
+    api.place_agent(AGENT, 4)
+    reply = api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": target})
+    assert reply.status == 400
+    assert f"agent-status {target} is not a known status" in reply.json()["detail"]
+
+
+def test_logging_out_is_one_way(api: Api) -> None:
+    api.place_agent(AGENT, 4)
+    assert api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": 1}).status == 200
+    agent = api.agent(AGENT)
+    assert (agent["agent-status"], agent["status-code-list-id"], agent["status-code-item-id"]) == (
+        1,
+        -1,
+        1,
+    )
+    assert "status-code-item-short-code" not in agent
+    back = api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": 4})
+    assert back.status == 400
+    assert "logged out cannot be changed" in back.json()["detail"]
+
+
+def test_same_status_changes_the_reason_code(api: Api) -> None:
+    api.place_agent(
+        AGENT,
+        3,
+        **{"status-code-list-id": 801, "status-code-item-id": 1725},
+    )
+    body = {
+        "agent-status": 3,
+        "status-code-list-id": 801,
+        "status-code-item-id": 1722,
+        "status-code-item-short-code": "Meet",
+    }
+    assert api.put(api_path(suffix=f"/{AGENT}"), body).status == 200
+    agent = api.agent(AGENT)
+    assert agent["status-code-item-id"] == 1722
+    assert agent["status-code-item-short-code"] == "Meet"
+
+
+def test_setting_without_codes_clears_the_old_reason(api: Api) -> None:
+    api.place_agent(AGENT, 3, **{"status-code-list-id": 801, "status-code-item-id": 1725})
+    assert api.put(api_path(suffix=f"/{AGENT}"), {"agent-status": 4}).status == 200
+    agent = api.agent(AGENT)
+    assert agent["agent-status"] == 4
+    assert not {"status-code-list-id", "status-code-item-id"} & set(agent)
