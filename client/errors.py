@@ -2,7 +2,8 @@
 
 The hierarchy (the only description of it; the README links here)::
 
-    AgentStatusError                  base: .status, .body, .request_id, .problem, .detail
+    AgentStatusError                  base: .status, .body, .request_id, .problem, .detail,
+                                      .attempts (how many were made), .partial (bulk)
     ├── ConfigurationError            no base URL / platform / tenant / username / token
     ├── TransportError                no HTTP answer: refused, reset, timed out, TLS
     ├── AuthenticationError           401: wrong username or token (or a rotated token)
@@ -32,8 +33,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from client.models import BulkResult
 
-BODY_PREVIEW_CHARS = 300
-
 
 class AgentStatusError(Exception):
     """Base of every client error: what went wrong, and what the server answered if it did."""
@@ -57,6 +56,7 @@ class AgentStatusError(Exception):
         self.problem = problem
         self.method = method
         self.url = url
+        self.attempts = 1
         self.partial: BulkResult | None = None
 
     @property

@@ -18,6 +18,11 @@ from schemas.rules import AgentStatus, transition_refusal
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+
+def _no_extra() -> Mapping[str, Any]:
+    return EMPTY
+
+
 AGENT_ID = "agent-id"
 AGENT_STATUS = "agent-status"
 LIST_ID = "status-code-list-id"
@@ -96,7 +101,7 @@ class Agent:
     status_code_list_id: int | None = None
     status_code_item_id: int | None = None
     status_code_short_code: str | None = None
-    extra: Mapping[str, Any] = field(default=EMPTY, hash=False)
+    extra: Mapping[str, Any] = field(default_factory=_no_extra, hash=False)
 
     @property
     def status_code(self) -> StatusCode | None:
@@ -211,8 +216,8 @@ def _optional_int(value: object, name: str) -> int | None:
     value = _blank_to_none(value)
     if value is None:
         return None
-    if is_int(value):
-        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -227,7 +232,7 @@ class ChangeOutcome:
     reason: str | None = None
     message: str | None = None
     change: StatusChange | None = None
-    extra: Mapping[str, Any] = field(default=EMPTY, hash=False)
+    extra: Mapping[str, Any] = field(default_factory=_no_extra, hash=False)
 
     @property
     def ok(self) -> bool:

@@ -43,7 +43,9 @@ def validate_document(document: object, definition: str | None = None, where: st
     """Raise FixtureError naming the path of the first schema violation."""
     error = best_match(_validator(definition).iter_errors(document))
     if error is not None:
-        path = where + error.json_path[1:]
+        path = where + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+        )
         raise FixtureError(f"{path}: {error.message}")
 
 

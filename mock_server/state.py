@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from mock_server.errors import AgentNotFound
 
 
 @dataclass(slots=True)
@@ -61,21 +60,17 @@ class Agent:
 
 @dataclass(slots=True)
 class Tenant:
+    """A tenant's settings. Its agents live beside it in the store, so that one agent can be
+    read or written without loading the rest (a tenant may hold 50,000)."""
+
     tenant_id: str
     username: str
     token: str
     api_enabled: bool
     status_code_lists: dict[int, StatusCodeList]
     groups: dict[int, Group]
-    agents: dict[str, Agent]
 
-    def agent(self, agent_id: str) -> Agent:
-        try:
-            return self.agents[agent_id]
-        except KeyError:
-            raise AgentNotFound(agent_id) from None
-
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, agents: Iterable[Agent]) -> dict[str, Any]:
         """The tenant in the fixture format, without its token (secrets stay out of reads)."""
         return {
             "tenant-id": self.tenant_id,
@@ -108,5 +103,13 @@ class Tenant:
                 }
                 for group in self.groups.values()
             ],
-            "agents": [agent.to_fixture() for agent in self.agents.values()],
+            "agents": [agent.to_fixture() for agent in agents],
         }
+
+
+@dataclass(slots=True)
+class FixtureTenant:
+    """A tenant with its agents in fixture order: what a fixture seeds a store with."""
+
+    tenant: Tenant
+    agents: list[Agent]

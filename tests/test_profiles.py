@@ -1,0 +1,155 @@
+"""Profiles: the default accepts both documents; guide and reference each follow one strictly."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DEMO_TENANT, OTHER_TENANT, Api, api_path, flask_api
+
+from mock_server import create_app
+from mock_server.profiles import PROFILES
+
+BULK = api_path(suffix="/bulk")
+PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"
+BOB = "agAQDqmvKiRbG4ekigNSmbbb"
+LUNCH = {
+    "status-code-list-id": 801,
+    "status-code-item-id": 1725,
+    "status-code-item-short-code": "Lunch",
+}
+
+
+def profile_api(name: str) -> Api:
+    return flask_api(create_app(profile=name).test_client())
+
+
+def test_unknown_profile_is_refused_by_name() -> None:
+    with pytest.raises(
+        ValueError, match="unknown profile 'strict'; choose one of: default, guide, reference"
+    ):
+        create_app(profile="strict")
+
+
+def test_guide_bulk_is_put_only() -> None:
+    api = profile_api("guide")
+    body = {"agents": [{"agent-id": PADMA, "agent-status": 3, **LUNCH}]}
+    assert api.put(BULK, body).status == 207
+    refused = api.post(BULK, body)
+    assert refused.status == 405
+    allowed = refused.headers["Allow"].split(", ")
+    assert "PUT" in allowed
+    assert "POST" not in allowed
+
+
+def test_reference_bulk_is_post_only() -> None:
+    api = profile_api("reference")
+    body = {"agents": [{"agent-id": PADMA, "agent-status": 3}]}
+    assert api.post(BULK, body).status == 207
+    as_single_set = api.put(BULK, body)
+    assert as_single_set.status == 400
+    assert as_single_set.json()["detail"] == "agent-status is required."
+    put = api.put(BULK, {"agent-status": 3})
+    assert put.status == 404
+    assert put.json()["detail"] == "The agent does not exist: 'bulk'."
+
+
+def test_guide_requires_all_four_fields_on_a_single_set() -> None:
+    api = profile_api("guide")
+    reply = api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 3})
+    assert reply.status == 400
+    assert reply.json()["detail"] == "status-code-list-id is required."
+    missing_short = {k: v for k, v in LUNCH.items() if k != "status-code-item-short-code"}
+    reply = api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 3, **missing_short})
+    assert reply.json()["detail"] == "status-code-item-short-code is required."
+    assert api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 3, **LUNCH}).status == 200
+
+
+def test_guide_requires_status_codes_but_not_agent_status_in_bulk() -> None:
+    api = profile_api("guide")
+    reply = api.put(BULK, {"agents": [{"agent-id": PADMA, "agent-status": 3}]})
+    assert reply.status == 400
+    assert "agents[0].status-code-list-id is required" in reply.json()["detail"]
+    reply = api.put(BULK, {"agents": [{"agent-id": PADMA, **LUNCH}]})
+    assert reply.json()["data"][0]["change-status"] == 200
+
+
+def test_guide_has_no_bulk_limit() -> None:
+    api = profile_api("guide")
+    entries = [{"agent-id": BOB, "agent-status": 4, **LUNCH}] * 150
+    reply = api.put(BULK, {"agents": entries})
+    assert reply.status == 207
+    assert len(reply.json()["data"]) == 150
+
+
+def test_guide_answers_every_403_in_xml() -> None:
+    reply = profile_api("guide").get(api_path(OTHER_TENANT))
+    assert reply.status == 403
+    assert reply.text == "<API><Error>403 - Forbidden.</Error></API>"
+
+
+def test_guide_ignores_the_group_filter() -> None:
+    assert len(profile_api("guide").get(api_path() + "?groupId=300").json()["data"]) == 20
+
+
+def test_reference_requires_agent_status_in_bulk() -> None:
+    api = profile_api("reference")
+    reply = api.post(BULK, {"agents": [{"agent-id": PADMA, **LUNCH}]})
+    assert reply.status == 400
+    assert reply.json()["detail"] == "agents[0].agent-status is required."
+
+
+def test_reference_single_set_has_no_body_and_bulk_no_message() -> None:
+    api = profile_api("reference")
+    reply = api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 4})
+    assert (reply.status, reply.text) == (200, "")
+    bulk = api.post(BULK, {"agents": [{"agent-id": PADMA, "agent-status": 3}]}).json()
+    assert bulk == {"data": [{"agent-id": PADMA, "reason": "OK", "change-status": 200}]}
+
+
+def test_reference_paginates() -> None:
+    api = profile_api("reference")
+    first = api.get(api_path() + "?pageSize=8").json()
+    assert len(first["data"]) == 8
+    assert first["page"] == {"pageSize": 8, "totalElements": 20, "totalPages": 3, "pageIndex": 0}
+    last = api.get(api_path() + "?pageSize=8&pageIndex=2").json()
+    assert [a["agent-id"] for a in last["data"]] == [
+        a["agent-id"] for a in api.get(api_path() + "?pageSize=500").json()["data"][16:]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("pageSize=0", "pageSize must be between 1 and 500, got 0"),
+        ("pageSize=501", "pageSize must be between 1 and 500, got 501"),
+        ("pageSize=ten", "pageSize must be an integer, got 'ten'"),
+        ("pageIndex=-1", "pageIndex must be 0 or more, got -1"),
+    ],
+)
+def test_reference_refuses_bad_paging(query: str, expected: str) -> None:
+    reply = profile_api("reference").get(api_path() + f"?{query}")
+    assert reply.status == 400
+    assert reply.json()["detail"] == f"{expected}."
+
+
+def test_default_satisfies_both_documents() -> None:
+    api = profile_api("default")
+    single = api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 4})
+    assert single.json() == {
+        "reason": "OK",
+        "change-status": 200,
+        "message": "Agent status change successful",
+    }
+    for method in ("PUT", "POST"):
+        reply = api.request(
+            method, BULK, json_body={"agents": [{"agent-id": PADMA, "agent-status": 3}]}
+        )
+        assert set(reply.json()["data"][0]) == {"agent-id", "reason", "change-status", "message"}
+    assert api.get(api_path(DEMO_TENANT)).status == 200
+
+
+def test_every_profile_states_its_claims() -> None:
+    claims = {name: profile.claims() for name, profile in PROFILES.items()}
+    assert claims["guide"]["bulk_methods"] == ("PUT",)
+    assert claims["reference"]["bulk_methods"] == ("POST",)
+    assert set(claims["default"]["bulk_methods"]) == {"PUT", "POST"}
+    assert len({tuple(sorted(c.items())) for c in claims.values()}) == 3
