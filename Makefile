@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint typecheck fuzz clean
+.PHONY: install run test lint typecheck fuzz clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
+	AGENTSTATUS_TEST_STORE=sqlite $(BIN)/python -m pytest -n 2 $(SQLITE_TESTS)
+
+# The rule-heavy files run a second time on the SQLite state store (as `--workers N` uses).
+SQLITE_TESTS := tests/test_transitions.py tests/test_bulk.py tests/test_set_status.py tests/test_auth.py
+
+# Throughput and latency of every serving mode against a bare Flask baseline (bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

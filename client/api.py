@@ -12,9 +12,9 @@ import base64
 import json
 import logging
 import os
-from http import HTTPStatus
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any, Literal, Self
 from urllib.parse import quote, urlsplit
 
@@ -40,7 +40,7 @@ from client.errors import (
 from client.models import AGENT_ID, Agent, BulkResult, ChangeOutcome, StatusChange, StatusCode
 from client.retry import Replay, RetryPolicy, may_retry_status, parse_retry_after
 from schemas import load_schema
-from schemas.rules import AgentStatus
+from schemas.rules import SETTABLE, can_transition
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,8 @@ ENV_TENANT = "AGENTSTATUS_TENANT"
 ENV_USERNAME = "AGENTSTATUS_USERNAME"
 ENV_TOKEN = "AGENTSTATUS_TOKEN"
 
-IDEMPOTENT_TARGETS = frozenset(
-    {AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE}
-)
-"""Targets a repeated single set re-applies with the same answer (X -> X is allowed)."""
+IDEMPOTENT_TARGETS = frozenset(status for status in SETTABLE if can_transition(status, status))
+"""Targets a repeated single set re-applies with the same answer: the rules allow X -> X."""
 
 
 def platforms() -> dict[str, str]:
@@ -108,10 +106,11 @@ class AgentStatusClient:
     environment (``from_env``). Use it as a context manager, or call ``close``.
 
     ``bulk_method`` is POST (the API reference) or PUT (the developer guide). With
-    ``bulk_method_fallback`` a bulk request refused with 405, or a PUT routed to the single
-    set (404 for agent "bulk"), is sent once more with the other method, which the client
-    then keeps; neither refusal changed anything, so the resend is safe. Without it the
-    refusal is raised with a hint naming the option.
+    ``bulk_method_fallback`` a bulk request refused with 405, or a PUT refused as a whole
+    with 400/404 (a POST-only platform routes it to the single set of an agent "bulk"), is
+    sent once more with the other method, which the client then keeps. A refused request
+    changed nothing, so the resend is safe; if the other method is refused too, the first
+    refusal is raised. Without the option the refusal is raised with a hint naming it.
     """
 
     def __init__(
@@ -157,7 +156,10 @@ class AgentStatusClient:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
-        """A client from ``AGENTSTATUS_*`` variables; ``options`` go to the constructor."""
+        """A client from ``AGENTSTATUS_*`` variables; ``options`` go to the constructor.
+
+        ``AGENTSTATUS_BASE_URL`` wins over ``AGENTSTATUS_PLATFORM`` when both are set.
+        """
         env = os.environ if environ is None else environ
 
         def required(name: str) -> str:
@@ -262,25 +264,27 @@ class AgentStatusClient:
     # -- internals -----------------------------------------------------------------------
 
     def _agents_url(self, agent_id: str | None = None) -> str:
+        if agent_id is not None and not agent_id:
+            raise ValueError("agent_id must not be empty")
         url = f"{self.base_url}/tenants/{quote(self.tenant, safe='')}/agentstatus/agents"
         return url if agent_id is None else f"{url}/{quote(agent_id, safe='')}"
 
     def _bulk_chunk(self, chunk: Sequence[StatusChange]) -> list[ChangeOutcome]:
         body = {"agents": [change.to_wire() for change in chunk]}
         try:
-            response = self._send_bulk(body)
-        except (MethodNotAllowedError, UnexpectedResponseError) as error:
-            refused_method = error.status == 405 or (
-                error.status == 404 and self.bulk_method == "PUT"
-            )
-            if not (refused_method and self.bulk_method_fallback):
+            response = self._send_bulk(self.bulk_method, body)
+        except AgentStatusError as error:
+            if not (self.bulk_method_fallback and _method_refused(self.bulk_method, error.status)):
                 raise
-            other: BulkMethod = "PUT" if self.bulk_method == "POST" else "POST"
-            log.warning(
-                "bulk %s refused with %s; falling back to %s", self.bulk_method, error.status, other
-            )
+            other = _other_method(self.bulk_method)
+            log.warning("bulk %s refused (%s); trying %s", self.bulk_method, error.status, other)
+            try:
+                response = self._send_bulk(other, body)
+            except AgentStatusError as second:
+                if _method_refused(other, second.status):
+                    raise error from None
+                raise
             self.bulk_method = other
-            response = self._send_bulk(body)
         if response.status_code not in (200, 207):
             raise _unexpected(response, f"a bulk set answered {response.status_code}, not 207")
         data = _json_object(response).get("data")
@@ -288,17 +292,12 @@ class AgentStatusClient:
             raise _unexpected(response, "the bulk result has no 'data' array")
         return _merge(chunk, [item for item in data if isinstance(item, Mapping)])
 
-    def _send_bulk(self, body: dict[str, Any]) -> requests.Response:
-        method = self.bulk_method
-        other = "PUT" if method == "POST" else "POST"
-        hints = {
-            405: f"this platform refuses {method} for bulk; use bulk_method={other!r} "
-            "(or bulk_method_fallback=True)",
-            404: "PUT on the bulk path was taken as a single set of agent 'bulk'; "
-            "use bulk_method='POST' (or bulk_method_fallback=True)"
-            if method == "PUT"
-            else "",
-        }
+    def _send_bulk(self, method: BulkMethod, body: dict[str, Any]) -> requests.Response:
+        hint = (
+            f"if this platform takes {_other_method(method)} for bulk, set "
+            f"bulk_method={_other_method(method)!r} or bulk_method_fallback=True"
+        )
+        hints = {405: hint} if method == "POST" else {400: hint, 404: hint, 405: hint}
         return self._send(
             method,
             self._agents_url() + "/bulk",
@@ -387,6 +386,19 @@ class AgentStatusClient:
         if retry_after is None and response.status_code == 503:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return error, may_retry_status(response.status_code, replay), retry_after
+
+
+def _other_method(method: BulkMethod) -> BulkMethod:
+    return "PUT" if method == "POST" else "POST"
+
+
+def _method_refused(method: BulkMethod, status: int | None) -> bool:
+    """Whether a bulk refusal may mean "wrong method" rather than "wrong body".
+
+    405 always does. A PUT on a POST-only platform reaches the single set of an agent named
+    "bulk", refused with 400 (body) or 404 (agent). None of these changed anything.
+    """
+    return status == 405 or (method == "PUT" and status in (400, 404))
 
 
 def _transport_error(failure: requests.RequestException, method: str, url: str) -> TransportError:

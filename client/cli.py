@@ -55,9 +55,9 @@ PROGRESS_WIDTH = 30
 
 EPILOG = f"""\
 connection settings (options win over the environment):
-  {ENV_BASE_URL} or {ENV_PLATFORM}, {ENV_TENANT}, {ENV_USERNAME}
-  {ENV_TOKEN}   the action token (or --token-file, or a prompt on a terminal;
-                there is no --token option, so the token stays out of shell history)
+  {ENV_BASE_URL} or {ENV_PLATFORM}, {ENV_TENANT}, {ENV_USERNAME},
+  {ENV_TOKEN} (or --token-file, or a hidden prompt on a terminal; there is
+  no --token option, so the token stays out of shell history)
 
 bulk FILE: CSV with the header {",".join(CSV_COLUMNS)}
   (only agent-id is required), or JSON: a list of entries or {{"agents": [...]}}
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read and set 8x8 Contact Center agent statuses.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     _add_common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=help_text,
             epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
         )
         _add_common(sub, suppress=True)
         return sub
@@ -128,22 +130,36 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group = parser.add_argument_group("connection")
     where = group.add_mutually_exclusive_group()
     where.add_argument(
-        "--base-url", default=default(None), help="e.g. https://vcc-na12.8x8.com/api/v1"
+        "--base-url",
+        metavar="URL",
+        default=default(None),
+        help="e.g. https://vcc-na12.8x8.com/api/v1",
     )
-    where.add_argument("--platform", default=default(None), help="e.g. na12, eu7, bc2")
-    group.add_argument("--tenant", default=default(None), help="tenant id")
-    group.add_argument("--username", default=default(None), help="API username")
+    where.add_argument(
+        "--platform", metavar="NAME", default=default(None), help="e.g. na12, eu7, bc2"
+    )
+    group.add_argument("--tenant", metavar="ID", default=default(None), help="tenant id")
+    group.add_argument("--username", metavar="NAME", default=default(None), help="API username")
     group.add_argument(
-        "--token-file", type=Path, default=default(None), help="file holding the action token"
+        "--token-file",
+        metavar="PATH",
+        type=Path,
+        default=default(None),
+        help="file holding the action token",
     )
     group.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=float,
         default=default(None),
         help="seconds to wait for each answer (default: 3 to connect, 30 to read)",
     )
     group.add_argument(
-        "--retries", type=int, default=default(3), help="retries of transient failures (default 3)"
+        "--retries",
+        metavar="N",
+        type=int,
+        default=default(3),
+        help="retries of transient failures (default 3)",
     )
     group.add_argument(
         "--bulk-method",
@@ -172,8 +188,17 @@ def _status(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the return value is the exit code (see ``--help``)."""
     parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if any(word == "--token" or word.startswith("--token=") for word in arguments):
+        parser.print_usage(sys.stderr)
+        print(
+            f"agentstatus: error: there is no --token option (it would end up in shell "
+            f"history); set {ENV_TOKEN} or use --token-file",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:

@@ -7,25 +7,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from mock_server.admin import admin
 from mock_server.context import EXTENSION, EmulatorState, state_of
+from mock_server.contract import EXTENSION as CONTRACT_EXTENSION
+from mock_server.contract import ResponseContract, response_violations
+from mock_server.docs import docs
 from mock_server.errors import (
     ApiError,
     ApiNotEnabled,
     InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
+    ResponseContractViolation,
     RouteNotFound,
     TenantForbidden,
 )
 from mock_server.fixtures import load_fixture
+from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.models import AgentStatusBackend
 from mock_server.profiles import Profile, get_profile
 from mock_server.responses import api_blueprint, json_response
+from mock_server.store import StateStore
+from mock_server.testdouble import install as install_test_double
 
 MAX_BODY_BYTES = 1024 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -38,22 +45,36 @@ def create_app(
     profile: str | Profile = "default",
     admin_token: str | None = None,
     backend: AgentStatusBackend | None = None,
+    validate_responses: bool = False,
+    journal_size: int = DEFAULT_JOURNAL_SIZE,
+    store: StateStore | None = None,
 ) -> Flask:
-    """An emulator. ``fixture`` is a document or a file path; None loads the demo tenants."""
+    """An emulator. ``fixture`` is a document or a file path; None loads the demo tenants.
+
+    ``validate_responses`` judges every response against the OpenAPI documents and turns one
+    that breaks them into a 500 (see ``mock_server.contract``). ``store`` is where the state
+    lives (default: this process's memory); one that already holds a state keeps it.
+    """
     chosen = profile if isinstance(profile, Profile) else get_profile(profile)
     if backend is None:
         document = fixture if isinstance(fixture, Mapping) else load_fixture(fixture)
-        backend = AgentStatusBackend(document, chosen)
+        backend = AgentStatusBackend(document, chosen, store)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
     app.register_blueprint(api_blueprint(backend.profile.bulk_methods))
     app.register_blueprint(admin)
+    app.register_blueprint(docs)
     app.before_request(_assign_request_id)
+    if validate_responses:
+        app.extensions[CONTRACT_EXTENSION] = ResponseContract.for_profile(backend.profile)
+        # Registered first so that it runs last, once X-Request-Id is set.
+        app.after_request(_enforce_contract)
     app.after_request(_add_request_id)
     app.register_error_handler(ApiError, render_error)
     app.register_error_handler(HTTPException, _translate_http_exception)
     app.register_error_handler(Exception, _unexpected_error)
+    install_test_double(app, journal_size)
     return app
 
 
@@ -64,6 +85,16 @@ def _assign_request_id() -> None:
 def _add_request_id(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
     return response
+
+
+def _enforce_contract(response: Response) -> Response:
+    """A response that breaks the documents becomes a logged 500 naming every violation."""
+    violations = response_violations(response)
+    if not violations:
+        return response
+    detail = "The emulator's response broke its contract: " + "; ".join(violations)
+    current_app.logger.error("%s %s: %s", request.method, request.path, detail)
+    return _add_request_id(render_error(ResponseContractViolation(detail)))
 
 
 def render_error(error: ApiError) -> Response:

@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from werkzeug.serving import make_server
 
 from mock_server.app import create_app
+from mock_server.capture import add_import_command
 from mock_server.fixtures import FixtureError, load_fixture
+from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.profiles import PROFILES
 from mock_server.server import is_loopback
+from mock_server.serving import GunicornServer, choose_store
 
 ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
 
@@ -45,7 +48,40 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"require X-Admin-Token on /__admin/ (or set {ADMIN_TOKEN_ENV}); "
         "mandatory on a non-loopback host",
     )
+    serve.add_argument(
+        "--validate-responses",
+        action="store_true",
+        help="check every response against the OpenAPI documents; one that breaks them "
+        "becomes a 500 naming the violation",
+    )
+    serve.add_argument(
+        "--journal-size",
+        type=int,
+        default=DEFAULT_JOURNAL_SIZE,
+        help=f"how many API exchanges /__admin/requests keeps (default {DEFAULT_JOURNAL_SIZE})",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes; more than 1 serves with gunicorn over a shared SQLite state "
+        "(default 1: the threaded development server)",
+    )
+    serve.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the state in this SQLite file, shared by all workers and kept across "
+        "restarts; the fixture seeds it only when it is new (default: in memory)",
+    )
+    add_import_command(commands)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def start_banner(base_url: str, fixture_path: str | None, document: dict[str, object]) -> str:
@@ -77,21 +113,48 @@ def serve(args: argparse.Namespace) -> int:
     except FixtureError as error:
         print(f"agentstatus-mock: bad fixture: {error.detail}", file=sys.stderr)
         return 2
-    app = create_app(document, profile=args.profile, admin_token=args.admin_token)
-    server = make_server(args.host, args.port, app, threaded=True)
-    print(start_banner(f"http://{args.host}:{server.port}", args.fixture, document), flush=True)
-    print(f"Profile: {args.profile}. Control plane: /__admin/. Stop with Ctrl-C.", flush=True)
+    chosen = choose_store(args.state, args.workers)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        app = create_app(
+            document,
+            profile=args.profile,
+            admin_token=args.admin_token,
+            validate_responses=args.validate_responses,
+            journal_size=args.journal_size,
+            store=chosen.store,
+        )
+
+        def announce(port: int) -> None:
+            print(start_banner(f"http://{args.host}:{port}", args.fixture, document), flush=True)
+            print(f"Profile: {args.profile}. Control plane: /__admin/. Stop with Ctrl-C.")
+            server_name = "threaded server" if args.workers == 1 else "gunicorn"
+            print(f"Workers: {args.workers} ({server_name}). State: {chosen.description}.")
+            sys.stdout.flush()
+
+        if args.workers > 1:
+            chosen.store.close()  # each worker opens its own connections after the fork
+            GunicornServer(
+                app, host=args.host, port=args.port, workers=args.workers, on_ready=announce
+            ).run()
+            return 0
+        server = make_server(args.host, args.port, app, threaded=True)
+        announce(server.port)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return 0
     finally:
-        server.server_close()
-    return 0
+        chosen.discard()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     return serve(args)
 
 

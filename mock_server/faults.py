@@ -136,7 +136,9 @@ def _parse_match(raw: object) -> Match:
     try:
         regex = None if regex_text is None else re.compile(regex_text)
     except re.error as error:
-        raise InvalidRequest(f"match.path-regex is not a valid regular expression: {error}.") from None
+        raise InvalidRequest(
+            f"match.path-regex is not a valid regular expression: {error}."
+        ) from None
     return Match(
         method=None if method is None else method.upper(),
         path=_optional_text(raw, "path", "match."),

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from mock_server.errors import InvalidRequest
-from mock_server.state import Agent, Group, StatusCodeList, Tenant
+from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
 
@@ -80,24 +80,39 @@ def load_fixture(path: str | Path | None = None) -> dict[str, Any]:
         raise FixtureError(message) from None
 
 
-def build_tenants(document: Mapping[str, Any]) -> dict[str, Tenant]:
+def build_tenants(document: Mapping[str, Any]) -> dict[str, FixtureTenant]:
     """Fresh state from a fixture document; each call returns new, independent objects."""
     validate_document(document)
-    tenants: dict[str, Tenant] = {}
+    tenants: dict[str, FixtureTenant] = {}
     usernames: set[str] = set()
     for index, raw in enumerate(document["tenants"]):
         where = f"$.tenants[{index}]"
-        tenant = _build_tenant(raw, where)
+        built = _build_tenant(raw, where)
+        tenant = built.tenant
         if tenant.tenant_id in tenants:
             raise FixtureError(f"{where}.tenant-id: '{tenant.tenant_id}' is defined twice.")
         if tenant.username in usernames:
             raise FixtureError(f"{where}.username: '{tenant.username}' is used by another tenant.")
-        tenants[tenant.tenant_id] = tenant
+        tenants[tenant.tenant_id] = built
         usernames.add(tenant.username)
     return tenants
 
 
-def _build_tenant(raw: Mapping[str, Any], where: str) -> Tenant:
+def _build_tenant(raw: Mapping[str, Any], where: str) -> FixtureTenant:
+    tenant = build_settings(raw, where)
+    agents: dict[str, Agent] = {}
+    for index, raw_agent in enumerate(raw.get("agents", [])):
+        agent = build_agent(raw_agent, tenant, where=f"{where}.agents[{index}]", validated=True)
+        if agent.agent_id in agents:
+            raise FixtureError(
+                f"{where}.agents[{index}].agent-id: '{agent.agent_id}' is defined twice."
+            )
+        agents[agent.agent_id] = agent
+    return FixtureTenant(tenant, list(agents.values()))
+
+
+def build_settings(raw: Mapping[str, Any], where: str = "$") -> Tenant:
+    """A tenant's settings (credentials, status-code lists, groups), without its agents."""
     tenant = Tenant(
         tenant_id=raw["tenant-id"],
         username=raw["username"],
@@ -105,7 +120,6 @@ def _build_tenant(raw: Mapping[str, Any], where: str) -> Tenant:
         api_enabled=raw.get("api-enabled", True),
         status_code_lists={},
         groups={},
-        agents={},
     )
     for index, raw_list in enumerate(raw.get("status-code-lists", [])):
         list_where = f"{where}.status-code-lists[{index}]"
@@ -137,13 +151,6 @@ def _build_tenant(raw: Mapping[str, Any], where: str) -> Tenant:
         tenant.groups[raw_group["id"]] = Group(
             id=raw_group["id"], name=raw_group.get("name"), status_code_lists=lists
         )
-    for index, raw_agent in enumerate(raw.get("agents", [])):
-        agent = build_agent(raw_agent, tenant, where=f"{where}.agents[{index}]", validated=True)
-        if agent.agent_id in tenant.agents:
-            raise FixtureError(
-                f"{where}.agents[{index}].agent-id: '{agent.agent_id}' is defined twice."
-            )
-        tenant.agents[agent.agent_id] = agent
     return tenant
 
 

@@ -3,8 +3,9 @@
 ``AgentStatusBackend`` is the whole state of an emulator. Every API operation is one method;
 views translate an HTTP request into one call and the result back into HTTP. Every refusal
 is an ``ApiError`` raised before anything changes, so a refused request changes nothing.
-One lock serialises all access: concurrent writes to one agent apply one after the other,
-and each bulk entry is applied atomically.
+The state itself lives in a store (``mock_server.store``); every write runs in one of its write
+transactions, so concurrent writes to one agent apply one after the other, across threads and
+worker processes, and each bulk entry is applied atomically.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from mock_server.errors import (
+    AgentNotFound,
     ApiError,
     ApiNotEnabled,
     AuthenticationFailed,
@@ -27,8 +29,15 @@ from mock_server.errors import (
     TenantNotFound,
 )
 from mock_server.fixtures import build_agent, build_tenants
-from mock_server.profiles import DEFAULT, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Profile
+from mock_server.profiles import (
+    DEFAULT,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    STATUS_CODE_FIELDS,
+    Profile,
+)
 from mock_server.state import Agent, Tenant
+from mock_server.store import MemoryStore, StateReader, StateStore, StateWriter
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_ITEM_ID,
     LOGGED_OUT_STATUS_CODE_LIST_ID,
@@ -37,6 +46,8 @@ from schemas.rules import (
 )
 
 BULK_FIELD = "agents"
+# The integers a request may carry: those every JSON parser reads exactly (I-JSON, RFC 7493).
+SAFE_INTEGERS = range(-(2**53 - 1), 2**53)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +76,15 @@ class AgentPage:
 
 
 def _integer(value: object, where: str) -> int:
-    """A JSON integer (5 or 5.0); booleans, strings and fractions are refused."""
+    """A JSON integer (5 or 5.0) within +-(2**53 - 1); booleans, strings, fractions are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidRequest(f"{where} must be an integer, got {_describe(value)}.")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise InvalidRequest(f"{where} must be an integer, got {value!r}.")
-        return int(value)
-    return value
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise InvalidRequest(f"{where} must be an integer, got {value!r}.")
+    number = int(value)
+    if number not in SAFE_INTEGERS:
+        raise InvalidRequest(f"{where} must be an integer within +-(2**53 - 1), got {number}.")
+    return number
 
 
 def _describe(value: object) -> str:
@@ -125,6 +137,10 @@ def parse_status_change(
         ):
             if value is None:
                 raise InvalidRequest(f"{prefix}{name} is required.")
+    # An optional field is absent or typed: null is refused (the contract's schemas say so).
+    for name in ("agent-status", *STATUS_CODE_FIELDS):
+        if name in payload and payload[name] is None:
+            raise InvalidRequest(f"{prefix}{name} must not be null; leave it out instead.")
     list_id = None if list_raw is None else _integer(list_raw, f"{prefix}status-code-list-id")
     item_id = None if item_raw is None else _integer(item_raw, f"{prefix}status-code-item-id")
     if short_raw is not None and not isinstance(short_raw, str):
@@ -147,40 +163,56 @@ def parse_status_change(
 
 
 class AgentStatusBackend:
-    """All tenants of one emulator, the rules applied to them, and the control-plane edits."""
+    """All tenants of one emulator, the rules applied to them, and the control-plane edits.
 
-    def __init__(self, fixture: Mapping[str, Any], profile: Profile = DEFAULT) -> None:
+    The state lives in a ``StateStore`` (memory by default, SQLite for several workers); this
+    class is the only place where requests are checked and the rules decided.
+    """
+
+    def __init__(
+        self,
+        fixture: Mapping[str, Any],
+        profile: Profile = DEFAULT,
+        store: StateStore | None = None,
+    ) -> None:
+        """Seed ``store`` from ``fixture`` unless it already holds a state (a restart).
+
+        Either way ``fixture`` becomes what a reset restores.
+        """
         self.profile = profile
-        self._fixture = fixture
-        self._lock = threading.RLock()
-        self._tenants: dict[str, Tenant] = build_tenants(fixture)
+        self._store: StateStore = MemoryStore() if store is None else store
+        encoded = orjson.dumps(fixture)
+        with self._store.writing() as state:
+            if state.fixture() is None:
+                state.replace_all(build_tenants(fixture).values(), encoded)
+            else:
+                state.set_fixture(encoded)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            yield
+    @property
+    def store(self) -> StateStore:
+        return self._store
 
     # -- control plane -------------------------------------------------------------------
 
     def reset(self, tenant_id: str | None = None) -> None:
         """Back to the loaded fixture: every tenant, or just one (scoped reset)."""
-        fresh = build_tenants(self._fixture)
-        with self._locked():
+        with self._store.writing() as state:
+            fixture = state.fixture() or b'{"tenants": []}'
+            fresh = build_tenants(orjson.loads(fixture))
             if tenant_id is None:
-                self._tenants = fresh
+                state.replace_all(fresh.values(), fixture)
             elif tenant_id in fresh:
-                self._tenants[tenant_id] = fresh[tenant_id]
-            elif tenant_id in self._tenants:
-                del self._tenants[tenant_id]
+                state.save_tenant(fresh[tenant_id].tenant, fresh[tenant_id].agents)
+            elif state.tenant(tenant_id) is not None:
+                state.delete_tenant(tenant_id)
             else:
                 raise TenantNotFound(tenant_id)
 
     def load(self, fixture: Mapping[str, Any]) -> None:
         """Replace the fixture (and so the state) wholesale, as a hot reload does."""
         fresh = build_tenants(fixture)
-        with self._locked():
-            self._fixture = fixture
-            self._tenants = fresh
+        with self._store.writing() as state:
+            state.replace_all(fresh.values(), orjson.dumps(fixture))
 
     def put_tenant(self, tenant_id: str, document: Mapping[str, Any]) -> bool:
         """Create or replace one tenant from a fixture-format tenant; True when created."""
@@ -189,38 +221,38 @@ class AgentStatusBackend:
                 f"tenant-id '{document.get('tenant-id')}' in the body does not match "
                 f"'{tenant_id}' in the path."
             )
-        tenant = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
-        with self._locked():
-            created = tenant_id not in self._tenants
-            self._tenants[tenant_id] = tenant
+        built = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
+        with self._store.writing() as state:
+            created = state.tenant(tenant_id) is None
+            state.save_tenant(built.tenant, built.agents)
         return created
 
     def delete_tenant(self, tenant_id: str) -> None:
-        with self._locked():
-            if self._tenants.pop(tenant_id, None) is None:
-                raise TenantNotFound(tenant_id)
+        with self._store.writing() as state:
+            _tenant(state, tenant_id)
+            state.delete_tenant(tenant_id)
 
     def tenant_ids(self) -> list[str]:
-        with self._locked():
-            return list(self._tenants)
+        with self._store.reading() as state:
+            return state.tenant_ids()
 
     def tenant_state(self, tenant_id: str) -> dict[str, Any]:
-        with self._locked():
-            return self._tenant(tenant_id).to_state()
+        with self._store.reading() as state:
+            return _tenant(state, tenant_id).to_state(state.agents(tenant_id))
 
     def set_api_enabled(self, tenant_id: str, enabled: object) -> dict[str, Any]:
         if not isinstance(enabled, bool):
             raise InvalidRequest(f"api-enabled must be true or false, got {_describe(enabled)}.")
-        with self._locked():
-            tenant = self._tenant(tenant_id)
-            tenant.api_enabled = enabled
-            return tenant.to_state()
+        with self._store.writing() as state:
+            tenant = replace(_tenant(state, tenant_id), api_enabled=enabled)
+            state.save_tenant(tenant)
+            return tenant.to_state(state.agents(tenant_id))
 
     def rotate_token(self, tenant_id: str) -> str:
         """A new action token; the old one stops working at once, as the guide warns."""
         token = secrets.token_urlsafe(24)
-        with self._locked():
-            self._tenant(tenant_id).token = token
+        with self._store.writing() as state:
+            state.save_tenant(replace(_tenant(state, tenant_id), token=token))
         return token
 
     def put_agent(
@@ -236,45 +268,40 @@ class AgentStatusBackend:
                 f"agent-id '{document.get('agent-id')}' in the body does not match "
                 f"'{agent_id}' in the path."
             )
-        with self._locked():
-            tenant = self._tenant(tenant_id)
+        with self._store.writing() as state:
+            tenant = _tenant(state, tenant_id)
             agent = build_agent({**document, "agent-id": agent_id}, tenant, where="$")
-            created = agent_id not in tenant.agents
-            tenant.agents[agent_id] = agent
+            created = state.agent(tenant_id, agent_id) is None
+            state.save_agent(tenant_id, agent)
             return agent.to_fixture(), created
 
     def delete_agent(self, tenant_id: str, agent_id: str) -> None:
-        with self._locked():
-            tenant = self._tenant(tenant_id)
-            tenant.agent(agent_id)
-            del tenant.agents[agent_id]
-
-    def _tenant(self, tenant_id: str) -> Tenant:
-        try:
-            return self._tenants[tenant_id]
-        except KeyError:
-            raise TenantNotFound(tenant_id) from None
+        with self._store.writing() as state:
+            _tenant(state, tenant_id)
+            _agent(state, tenant_id, agent_id)
+            state.delete_agent(tenant_id, agent_id)
 
     # -- authentication ------------------------------------------------------------------
 
     def authorize(self, tenant_id: str, username: str, token: str) -> None:
         """401 for unknown credentials, 403 for another tenant's path, XML 403 when disabled.
 
-        Every tenant whose username matches has its token compared in constant time.
+        Tenants are found by username through the store's index; every token of that
+        username is compared in constant time.
         """
-        with self._locked():
-            owner: Tenant | None = None
-            for tenant in self._tenants.values():
-                same_user = hmac.compare_digest(tenant.username.encode(), username.encode())
-                same_token = hmac.compare_digest(tenant.token.encode(), token.encode())
-                if same_user and same_token:
-                    owner = tenant
-            if owner is None:
-                raise AuthenticationFailed("Unknown username or wrong action token.")
-            if owner.tenant_id != tenant_id:
-                raise TenantForbidden()
-            if not owner.api_enabled:
-                raise ApiNotEnabled()
+        with self._store.reading() as state:
+            candidates = state.tenants_by_username(username)
+        given = token.encode()
+        owner: Tenant | None = None
+        for tenant in candidates:
+            if hmac.compare_digest(tenant.token.encode(), given):
+                owner = tenant
+        if owner is None:
+            raise AuthenticationFailed("Unknown username or wrong action token.")
+        if owner.tenant_id != tenant_id:
+            raise TenantForbidden()
+        if not owner.api_enabled:
+            raise ApiNotEnabled()
 
     # -- the API -------------------------------------------------------------------------
 
@@ -286,18 +313,20 @@ class AgentStatusBackend:
         page_index: object = None,
     ) -> AgentPage:
         """All agents, optionally of one group (``groupId``), paged if the profile pages."""
-        with self._locked():
-            agents = list(self._tenant(tenant_id).agents.values())
-            if group_id is not None and self.profile.group_filter:
-                agents = [agent for agent in agents if str(agent.group_id) == group_id.strip()]
-            bodies = [agent.to_api() for agent in agents]
+        with self._store.reading() as state:
+            _tenant(state, tenant_id)
+            agents = state.agents(tenant_id)
+        if group_id is not None and self.profile.group_filter:
+            agents = [agent for agent in agents if str(agent.group_id) == group_id.strip()]
+        bodies = [agent.to_api() for agent in agents]
         if not self.profile.pagination:
             return AgentPage(agents=bodies, page=None)
         return _paginate(bodies, page_size, page_index)
 
     def get_agent(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
-        with self._locked():
-            return self._tenant(tenant_id).agent(agent_id).to_api()
+        with self._store.reading() as state:
+            _tenant(state, tenant_id)
+            return _agent(state, tenant_id, agent_id).to_api()
 
     def set_agent_status(self, tenant_id: str, agent_id: str, payload: object) -> dict[str, Any]:
         """The single set: validate the body, then apply it to the agent, or refuse."""
@@ -307,14 +336,16 @@ class AgentStatusBackend:
             require_status=True,
             require_codes=self.profile.single_requires_status_codes,
         )
-        return self._apply(tenant_id, agent_id, change)
+        with self._store.writing() as state:
+            return _apply(state, _tenant(state, tenant_id), agent_id, change)
 
     def set_agents_statuses(self, tenant_id: str, payload: object) -> list[BulkOutcome]:
         """The bulk set: each entry goes through the single-agent path, independently.
 
         The shape of the whole request (an ``agents`` array, each entry an object with a
         string ``agent-id``, the entry limit, field types) is checked first and refused as a
-        whole; what depends on the agent is decided per entry.
+        whole; what depends on the agent is decided per entry. The entries are applied in
+        order in one write transaction: each is atomic and none is lost once answered.
         """
         entries = self._bulk_entries(payload)
         changes = [
@@ -329,20 +360,17 @@ class AgentStatusBackend:
             )
             for index, (agent_id, entry) in enumerate(entries)
         ]
-        self._tenant_exists(tenant_id)
         outcomes = []
-        for agent_id, change in changes:
-            try:
-                self._apply(tenant_id, agent_id, change)
-            except ApiError as refusal:
-                outcomes.append(BulkOutcome(agent_id, int(refusal.status), refusal.detail))
-            else:
-                outcomes.append(BulkOutcome(agent_id, 200, "OK"))
+        with self._store.writing() as state:
+            tenant = _tenant(state, tenant_id)
+            for agent_id, change in changes:
+                try:
+                    _apply(state, tenant, agent_id, change)
+                except ApiError as refusal:
+                    outcomes.append(BulkOutcome(agent_id, int(refusal.status), refusal.detail))
+                else:
+                    outcomes.append(BulkOutcome(agent_id, 200, "OK"))
         return outcomes
-
-    def _tenant_exists(self, tenant_id: str) -> None:
-        with self._locked():
-            self._tenant(tenant_id)
 
     def _bulk_entries(self, payload: object) -> list[tuple[str, dict[str, Any]]]:
         if not isinstance(payload, dict):
@@ -373,27 +401,41 @@ class AgentStatusBackend:
             checked.append((agent_id, entry))
         return checked
 
-    def _apply(self, tenant_id: str, agent_id: str, change: StatusChange) -> dict[str, Any]:
-        with self._locked():
-            tenant = self._tenant(tenant_id)
-            agent = tenant.agent(agent_id)
-            target = AgentStatus(agent.status) if change.status is None else change.status
-            refusal = transition_refusal(agent.status, target)
-            if refusal is not None:
-                if change.status is None:
-                    refusal = f"agent-status was omitted, so the current status is kept: {refusal}"
-                raise InvalidRequest(refusal)
-            short_code = _check_status_code(tenant, agent, target, change)
-            if change.list_id is None and target == AgentStatus.LOGGED_OUT:
-                agent.list_id, agent.item_id = (
-                    LOGGED_OUT_STATUS_CODE_LIST_ID,
-                    LOGGED_OUT_STATUS_CODE_ITEM_ID,
-                )
-            else:
-                agent.list_id, agent.item_id = change.list_id, change.item_id
-            agent.short_code = short_code
-            agent.status = target
-            return agent.to_api()
+
+def _tenant(state: StateReader, tenant_id: str) -> Tenant:
+    tenant = state.tenant(tenant_id)
+    if tenant is None:
+        raise TenantNotFound(tenant_id)
+    return tenant
+
+
+def _agent(state: StateReader, tenant_id: str, agent_id: str) -> Agent:
+    agent = state.agent(tenant_id, agent_id)
+    if agent is None:
+        raise AgentNotFound(agent_id)
+    return agent
+
+
+def _apply(
+    state: StateWriter, tenant: Tenant, agent_id: str, change: StatusChange
+) -> dict[str, Any]:
+    """Apply one change to one agent inside the caller's write transaction, or refuse it."""
+    agent = _agent(state, tenant.tenant_id, agent_id)
+    target = AgentStatus(agent.status) if change.status is None else change.status
+    refusal = transition_refusal(agent.status, target)
+    if refusal is not None:
+        if change.status is None:
+            refusal = f"agent-status was omitted, so the current status is kept: {refusal}"
+        raise InvalidRequest(refusal)
+    short_code = _check_status_code(tenant, agent, target, change)
+    list_id, item_id = change.list_id, change.item_id
+    if list_id is None and target == AgentStatus.LOGGED_OUT:
+        list_id, item_id = LOGGED_OUT_STATUS_CODE_LIST_ID, LOGGED_OUT_STATUS_CODE_ITEM_ID
+    updated = replace(
+        agent, status=int(target), list_id=list_id, item_id=item_id, short_code=short_code
+    )
+    state.save_agent(tenant.tenant_id, updated)
+    return updated.to_api()
 
 
 def _check_status_code(

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from mock_server.context import backend_of, read_json_body
 from mock_server.errors import AuthenticationFailed
@@ -98,12 +100,30 @@ def _bulk_result(outcome: BulkOutcome, with_message: bool) -> dict[str, Any]:
     return result
 
 
+class ReadableAgentId(BaseConverter):
+    """An agent id to read: any segment but ``bulk``, so ``GET .../agents/bulk`` is the bulk path
+    answering 405, as the OpenAPI document (a concrete path before a template) says."""
+
+    regex = r"(?!bulk$)[^/]+"
+
+
+def _register_converters(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["readable_agent_id"] = ReadableAgentId
+
+
 def api_blueprint(bulk_methods: tuple[str, ...]) -> Blueprint:
-    """The API's routes; the bulk methods come from the profile (guide PUT, reference POST)."""
+    """The API's routes; the bulk methods come from the profile (guide PUT, reference POST).
+
+    A PUT to ``.../agents/bulk`` without a bulk PUT is a single set of agent ``bulk`` (404), as
+    the vendor's routing does in the 'reference' profile.
+    """
     api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+    api.record_once(_register_converters)
     api.before_request(authorize)
     api.add_url_rule("/agents", view_func=getagentsstatus, methods=["GET"])
     api.add_url_rule("/agents/bulk", view_func=setagentsstatuses, methods=list(bulk_methods))
-    api.add_url_rule("/agents/<agent_id>", view_func=getagentstatus, methods=["GET"])
+    api.add_url_rule(
+        "/agents/<readable_agent_id:agent_id>", view_func=getagentstatus, methods=["GET"]
+    )
     api.add_url_rule("/agents/<agent_id>", view_func=setagentstatus, methods=["PUT"])
     return api

@@ -7,11 +7,12 @@ Validators are compiled once, when a ``ContractValidator`` is built.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -48,14 +49,16 @@ class ContractValidator:
     """One OpenAPI document, ready to judge responses to its operations."""
 
     def __init__(self, document: Mapping[str, Any]) -> None:
-        self.document = document
-        resource: Resource[Any] = Resource.from_contents(document, default_specification=DRAFT202012)
+        self.document = copy.deepcopy(document)
+        resource: Resource[Any] = Resource.from_contents(
+            document, default_specification=DRAFT202012
+        )
         self._registry: Registry[Any] = Registry().with_resource(DOCUMENT_URI, resource)
         self._operations = {(op.method, op.path): op for op in self._read_operations()}
         self._by_id = {op.operation_id: op for op in self._operations.values()}
-        self._validators: dict[str, Draft202012Validator] = {}
-        for location, schema in self._response_schemas():
-            self._validators[location] = self._compile(location, schema)
+        self._validators = {
+            location: self._compile(location) for location in self._schema_locations()
+        }
 
     def _read_operations(self) -> Iterator[Operation]:
         for path, item in self.document.get("paths", {}).items():
@@ -69,61 +72,48 @@ class ContractValidator:
                         responses=operation.get("responses", {}),
                     )
 
-    def _response_schemas(self) -> Iterator[tuple[str, Any]]:
-        """Every media-type schema and header schema of every response, with its location."""
-        found = [
-            (_pointer("paths", op.path, op.method.lower(), "responses", code), response)
+    def _schema_locations(self) -> Iterator[str]:
+        """The pointer of every media-type and header schema of every response."""
+        responses = [
+            _pointer("paths", op.path, op.method.lower(), "responses", code)
             for op in self._operations.values()
-            for code, response in op.responses.items()
+            for code in op.responses
         ] + [
-            (_pointer("components", "responses", name), response)
-            for name, response in self.document.get("components", {})
-            .get("responses", {})
-            .items()
+            _pointer("components", "responses", name)
+            for name in self.document.get("components", {}).get("responses", {})
         ]
-        for location, response in found:
-            resolved = self.resolve(response)
-            for media_type, media in resolved.get("content", {}).items():
+        for location in responses:
+            where, response = self._follow(location)
+            for media_type, media in response.get("content", {}).items():
                 if "schema" in media:
-                    yield self._media_key(resolved, media_type), media["schema"]
-            for name, header in resolved.get("headers", {}).items():
-                header = self.resolve(header)
+                    yield _pointer(*where, "content", media_type, "schema")
+            for name in response.get("headers", {}):
+                header_where, header = self._follow(_pointer(*where, "headers", name))
                 if "schema" in header:
-                    yield self._header_key(resolved, name), header["schema"]
-            del location
+                    yield _pointer(*header_where, "schema")
 
-    def _media_key(self, response: Mapping[str, Any], media_type: str) -> str:
-        return f"{id(response)}:media:{media_type}"
-
-    def _header_key(self, response: Mapping[str, Any], name: str) -> str:
-        return f"{id(response)}:header:{name.lower()}"
-
-    def _compile(self, location: str, schema: Any) -> Draft202012Validator:
-        del location
-        # A schema that $refs into the document is entered through the document's URI, so
-        # its own "#/components/..." references resolve against the whole document.
-        wrapper = {"$ref": f"{DOCUMENT_URI}#{self._locate(schema)}"} if "$ref" in schema else schema
+    def _compile(self, location: str) -> Draft202012Validator:
+        # Entered through the document's URI, so "#/components/..." resolves in the document.
         return Draft202012Validator(
-            wrapper, registry=self._registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+            {"$ref": f"{DOCUMENT_URI}#{location}"},
+            registry=self._registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
         )
 
-    def _locate(self, schema: Mapping[str, Any]) -> str:
-        reference = str(schema["$ref"])
-        if not reference.startswith("#/"):
-            raise ValueError(f"the document is not bundled: $ref {reference!r}")
-        return _pointer(*(part.replace("~1", "/").replace("~0", "~") for part in reference[2:].split("/")))
-
-    def resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
-        """A response or header object, following a local ``$ref``."""
+    def _follow(self, location: str) -> tuple[list[str], Mapping[str, Any]]:
+        """The object at a pointer, following local ``$ref``s: its key path and itself."""
+        keys = [
+            unquote(part).replace("~1", "/").replace("~0", "~") for part in location.split("/")[1:]
+        ]
+        node: Any = self.document
+        for key in keys:
+            node = node[key]
         while "$ref" in node:
             reference = str(node["$ref"])
             if not reference.startswith("#/"):
                 raise ValueError(f"the document is not bundled: $ref {reference!r}")
-            target: Any = self.document
-            for part in reference[2:].split("/"):
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            node = target
-        return node
+            return self._follow(reference[1:])
+        return keys, node
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -143,15 +133,17 @@ class ContractValidator:
             known = ", ".join(sorted(self._by_id))
             raise KeyError(f"no operation {operation_id!r}; the document has: {known}") from None
 
-    def response_for(self, operation: Operation | None, status: int) -> Mapping[str, Any] | None:
-        """The response object the document declares for this status, or None."""
+    def _response_location(self, operation: Operation | None, status: int) -> str | None:
+        """Where the document declares the response for this status, or None."""
         if operation is None:
             name = UNROUTED_RESPONSES.get(status)
-            responses = self.document.get("components", {}).get("responses", {})
-            return self.resolve(responses[name]) if name in responses else None
+            declared = self.document.get("components", {}).get("responses", {})
+            if name is None or name not in declared:
+                return None
+            return _pointer("components", "responses", name)
         for key in (str(status), f"{str(status)[0]}XX", "default"):
             if key in operation.responses:
-                return self.resolve(operation.responses[key])
+                return _pointer("paths", operation.path, operation.method.lower(), "responses", key)
         return None
 
     # -- judging ---------------------------------------------------------------------------
@@ -160,65 +152,75 @@ class ContractValidator:
         self,
         operation: Operation | None,
         status: int,
-        headers: Mapping[str, str],
         body: bytes,
+        *,
+        content_type: str | None,
+        headers: Mapping[str, str] | None,
     ) -> list[str]:
         """Every way this response breaks the document; empty when it conforms.
 
-        ``operation`` None means the request matched no operation (judged against the
-        document's ``RouteNotFound`` / ``MethodNotAllowed`` responses).
+        ``operation`` None means the request matched no operation: it is judged against the
+        document's ``RouteNotFound`` / ``MethodNotAllowed`` responses. ``headers`` None means
+        they are unknown (a saved body), so only the status, media type and body are judged.
         """
         where = "no operation" if operation is None else operation.operation_id
-        response = self.response_for(operation, status)
-        if response is None:
+        location = self._response_location(operation, status)
+        if location is None:
             return [f"status {status} is not declared for {where}"]
-        lowered = {name.lower(): value for name, value in headers.items()}
-        problems = list(self._header_violations(response, lowered))
+        keys, response = self._follow(location)
+        problems = []
+        if headers is not None:
+            lowered = {name.lower(): value for name, value in headers.items()}
+            problems = [
+                f"{where} {status}: {problem}"
+                for problem in self._header_violations(keys, response, lowered)
+            ]
         content = response.get("content", {})
+        media_type = (content_type or "").split(";")[0].strip().lower()
         if not content:
             if body:
                 problems.append(f"{where} {status} declares no body, but {len(body)} bytes came")
-            return problems
-        media_type = lowered.get("content-type", "").split(";")[0].strip().lower()
-        if media_type not in content:
-            declared = ", ".join(content)
+        elif media_type not in content:
             problems.append(
                 f"{where} {status}: Content-Type {media_type or '(none)'!r} is not one of "
-                f"{declared}"
+                f"{', '.join(content)}"
             )
-            return problems
-        problems.extend(self._body_violations(response, media_type, body, f"{where} {status}"))
+        elif "schema" in content[media_type]:
+            validator = self._validators[_pointer(*keys, "content", media_type, "schema")]
+            problems.extend(
+                f"{where} {status}: {problem}"
+                for problem in _body_violations(validator, media_type, body)
+            )
         return problems
 
     def _header_violations(
-        self, response: Mapping[str, Any], headers: Mapping[str, str]
+        self, keys: list[str], response: Mapping[str, Any], headers: Mapping[str, str]
     ) -> Iterator[str]:
-        for name, header in response.get("headers", {}).items():
-            header = self.resolve(header)
+        for name in response.get("headers", {}):
+            header_keys, header = self._follow(_pointer(*keys, "headers", name))
             value = headers.get(name.lower())
             if value is None:
                 if header.get("required", False):
-                    yield f"required header {name} is missing"
+                    yield f"the required header {name} is missing"
                 continue
-            validator = self._validators.get(self._header_key(response, name))
-            error = None if validator is None else best_match(validator.iter_errors(value))
-            if error is not None:
-                yield f"header {name}: {error.message}"
+            if "schema" in header:
+                validator = self._validators[_pointer(*header_keys, "schema")]
+                error = best_match(validator.iter_errors(value))
+                if error is not None:
+                    yield f"header {name}: {error.message}"
 
-    def _body_violations(
-        self, response: Mapping[str, Any], media_type: str, body: bytes, where: str
-    ) -> Iterator[str]:
-        validator = self._validators.get(self._media_key(response, media_type))
-        if validator is None:
+
+def _body_violations(
+    validator: Draft202012Validator, media_type: str, body: bytes
+) -> Iterator[str]:
+    instance: Any
+    if is_json_media_type(media_type):
+        try:
+            instance = json.loads(body)
+        except ValueError as unreadable:
+            yield f"the body is not JSON: {unreadable}"
             return
-        instance: Any
-        if is_json_media_type(media_type):
-            try:
-                instance = json.loads(body)
-            except ValueError as error:
-                yield f"{where}: the body is not JSON: {error}"
-                return
-        else:
-            instance = body.decode("utf-8", errors="replace")
-        for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.path)):
-            yield f"{where}: body {error.json_path}: {error.message}"
+    else:
+        instance = body.decode("utf-8", errors="replace")
+    for error in sorted(validator.iter_errors(instance), key=lambda e: e.json_path):
+        yield f"body {error.json_path}: {error.message}"

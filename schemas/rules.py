@@ -105,7 +105,10 @@ def transition_refusal(current: int, target: int) -> str | None:
             f"agent-status {destination.label} cannot be set through the API; "
             "only 1 LOGGED_OUT, 3 ON_BREAK, 4 WAIT_TRANSACT and 5 WORK_OFFLINE can."
         )
-    source = AgentStatus(current)
+    try:
+        source = AgentStatus(current)
+    except ValueError:
+        return f"The agent's status {current} is not a known status (0-11); it cannot be changed."
     if source == AgentStatus.LOGGED_OUT:
         return (
             f"The agent is {source.label}; an agent logged out cannot be changed "

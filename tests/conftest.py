@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from flask.testing import FlaskClient
 from mock_server import create_app
 from mock_server.context import EXTENSION, EmulatorState
 from mock_server.server import RunningServer, start_in_thread
+from mock_server.sqlite_store import SQLiteStore
+from mock_server.store import StateStore
 
 DEMO_TENANT = "acmecorp01"
 DEMO_USERNAME = "myclientId"
@@ -35,9 +38,36 @@ def api_path(tenant: str = DEMO_TENANT, suffix: str = "") -> str:
     return f"/api/v1/tenants/{tenant}/agentstatus/agents{suffix}"
 
 
+STORE_ENV = "AGENTSTATUS_TEST_STORE"
+STORES = ("memory", "sqlite")
+
+
+def store_kind() -> str:
+    """Which state store the suite runs on: ``make test`` runs the rule-heavy files on both."""
+    kind = os.environ.get(STORE_ENV, "memory")
+    if kind not in STORES:
+        raise pytest.UsageError(f"{STORE_ENV} must be one of {', '.join(STORES)}, not {kind!r}")
+    return kind
+
+
+def new_store(directories: pytest.TempPathFactory) -> StateStore | None:
+    """A fresh store of the chosen kind (None: the app's default, memory)."""
+    if store_kind() == "memory":
+        return None
+    return SQLiteStore(directories.mktemp("state") / "state.sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"agentstatus state store: {store_kind()} (set {STORE_ENV} to change)"
+
+
 @pytest.fixture
-def app() -> Flask:
-    return create_app()
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """Responses are checked against the contract: one that breaks it fails the test with a 500."""
+    store = new_store(tmp_path_factory)
+    yield create_app(validate_responses=True, store=store)
+    if store is not None:
+        store.close()
 
 
 @pytest.fixture
@@ -51,10 +81,13 @@ def auth() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[RunningServer]:
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One threaded emulator on 127.0.0.1 and a free port, for the whole session."""
-    with start_in_thread(create_app()) as server:
+    store = new_store(tmp_path_factory)
+    with start_in_thread(create_app(validate_responses=True, store=store)) as server:
         yield server
+    if store is not None:
+        store.close()
 
 
 @pytest.fixture

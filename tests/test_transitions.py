@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import Api, api_path
 
-from schemas.rules import SETTABLE, AgentStatus, can_transition
+from schemas.rules import SETTABLE, AgentStatus, can_transition, transition_refusal
 
 AGENT = "agMatrixTester000000000001"
 ALLOWED = {
@@ -95,3 +95,11 @@ def test_setting_without_codes_clears_the_old_reason(api: Api) -> None:
     agent = api.agent(AGENT)
     assert agent["agent-status"] == 4
     assert not {"status-code-list-id", "status-code-item-id"} & set(agent)
+
+
+@pytest.mark.parametrize("current", [-1, 12])
+def test_refusal_from_an_unknown_current_status_explains_itself(current: int) -> None:
+    assert not can_transition(current, 3)
+    assert transition_refusal(current, 3) == (
+        f"The agent's status {current} is not a known status (0-11); it cannot be changed."
+    )

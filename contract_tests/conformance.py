@@ -1,0 +1,326 @@
+"""The conformance report: which vendor document the target follows on each disputed point.
+
+Each point of the disagreement table (``../shared/reference/README.md``) is probed as safely
+as it can be: reads where a read tells; bulk requests that name only agent ids the target
+answered 404 for (they cannot change anyone); a write on a writable agent only where nothing
+else tells (the single set's 200 body), and then the agent is put back at the end of the run.
+``claims_view`` has the same keys and value types as ``mock_server.profiles.Profile.claims``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from contract_tests.target import StatusCode, Target
+from schemas.rules import AgentStatus
+
+LIMIT_PROBE_ENTRIES = 101
+DOCUMENTED_LIMIT = 100
+NO_SUCH_GROUP = "kit-no-such-group"
+PROBE_CODE = StatusCode(987_654_321, 987_654_322, "KitProbe")
+JOINED = (AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE)
+
+READ_ONLY = "read-only"
+UNKNOWN_IDS = "bulk naming only unknown agent ids (changes nothing)"
+NOT_DETERMINED = "not determined"
+
+# key -> (title, the guide's variant, the reference's variant)
+POINTS: dict[str, tuple[str, Any, Any]] = {
+    "bulk_methods": ("bulk method", ["PUT"], ["POST"]),
+    "single_requires_status_codes": ("single set: status-code fields required", True, False),
+    "bulk_requires_agent_status": ("bulk entry: agent-status required", False, True),
+    "bulk_requires_status_codes": ("bulk entry: status-code fields required", True, False),
+    "bulk_limit": ("bulk size limit", None, DOCUMENTED_LIMIT),
+    "single_success_body": ("single set: 200 has a body", True, False),
+    "bulk_result_message": ("bulk result: has message", True, False),
+    "tenant_forbidden_xml": ("403 for another tenant's path is XML", True, False),
+    "group_filter": ("groupId filter honoured", False, True),
+    "pagination": ("pagination (pageSize/pageIndex, page object)", False, True),
+    "error_body_format": ("error body format (404)", None, "application/problem+json"),
+    "agent_sub_status_values": ("agent-sub-status values seen", ["none"], ["none", "stopnew"]),
+}
+CLAIM_KEYS = tuple(key for key in POINTS if key not in ("error_body_format", "agent_sub_status_values"))
+
+
+@dataclass
+class Finding:
+    key: str
+    title: str
+    observed: Any
+    how: str
+    evidence: str
+    variant: str = ""
+
+    def __post_init__(self) -> None:
+        self.variant = self._variant()
+
+    def _variant(self) -> str:
+        if self.how == NOT_DETERMINED:
+            return NOT_DETERMINED
+        _, guide, reference = POINTS[self.key]
+        if self.key == "agent_sub_status_values":
+            seen = set(self.observed)
+            matches = (seen <= set(guide), seen <= set(reference))
+        else:
+            matches = (self.observed == guide, self.observed == reference)
+        return {
+            (True, True): "both",
+            (True, False): "guide",
+            (False, True): "reference",
+            (False, False): "neither",
+        }[matches]
+
+
+@dataclass
+class Conformance:
+    """The findings, the bulk method later checks should use, and what broke the contract."""
+
+    target: str
+    findings: dict[str, Finding] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    bulk_method: str | None = None
+
+    def add(self, key: str, observed: Any, how: str, evidence: str) -> None:
+        self.findings[key] = Finding(key, POINTS[key][0], observed, how, evidence)
+
+    def value(self, key: str) -> Any:
+        return self.findings[key].observed
+
+    def claims_view(self) -> dict[str, Any]:
+        """The findings in ``Profile.claims()`` form, for comparing with an emulator profile."""
+        view = {key: self.findings[key].observed for key in CLAIM_KEYS if key in self.findings}
+        if isinstance(view.get("bulk_methods"), list):
+            view["bulk_methods"] = tuple(view["bulk_methods"])
+        return view
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "points": [asdict(finding) for finding in self.findings.values()],
+            "contract_violations": list(self.violations),
+        }
+
+
+def _entry(agent_id: str, *, status: bool = True, codes: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"agent-id": agent_id}
+    if status:
+        entry["agent-status"] = int(AgentStatus.ON_BREAK)
+    if codes:
+        entry.update(PROBE_CODE.fields())
+    return entry
+
+
+def probe(target: Target) -> Conformance:
+    """Probe every disputed point of ``target``; contract violations are recorded, not raised."""
+    result = Conformance(target.config.describe())
+    with target.api.recording() as violations:
+        unknown = target.unknown_agent_id()
+        _bulk_points(target, result, unknown)
+        _single_points(target, result, unknown)
+        _read_points(target, result, unknown)
+    result.violations = violations
+    return result
+
+
+def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
+    api = target.api
+    supported = []
+    answers = {}
+    bulk_is_unknown = api.get_agent("bulk").status == 404
+    for method in ("POST", "PUT"):
+        if method == "PUT" and not bulk_is_unknown and not api.guard.may_change("bulk"):
+            continue
+        exchange = api.bulk(method, {"agents": [_entry(unknown)]})
+        answers[method] = exchange
+        if exchange.status == 207:
+            supported.append(method)
+    evidence = "; ".join(f"{m}: {e.status}" for m, e in answers.items())
+    if len(answers) < 2:
+        result.add("bulk_methods", supported, NOT_DETERMINED, evidence + "; agent 'bulk' exists")
+    else:
+        result.add("bulk_methods", supported, UNKNOWN_IDS, evidence)
+    if not supported:
+        return
+    method = result.bulk_method = supported[0]
+    first = answers[method].json()["data"][0]
+    result.add(
+        "bulk_result_message", "message" in first, UNKNOWN_IDS, f"an entry's result: {first}"
+    )
+    without_status = api.bulk(method, {"agents": [_entry(unknown, status=False)]})
+    result.add(
+        "bulk_requires_agent_status",
+        without_status.status == 400,
+        UNKNOWN_IDS,
+        f"an entry without agent-status: {without_status.status}",
+    )
+    without_codes = api.bulk(method, {"agents": [_entry(unknown, codes=False)]})
+    result.add(
+        "bulk_requires_status_codes",
+        without_codes.status == 400,
+        UNKNOWN_IDS,
+        f"an entry without status-code fields: {without_codes.status}",
+    )
+    over = api.bulk(method, {"agents": [_entry(unknown)] * LIMIT_PROBE_ENTRIES})
+    if over.status == 207:
+        result.add(
+            "bulk_limit", None, UNKNOWN_IDS, f"{LIMIT_PROBE_ENTRIES} entries answered 207"
+        )
+        return
+    at_limit = api.bulk(method, {"agents": [_entry(unknown)] * DOCUMENTED_LIMIT})
+    observed: int | str = (
+        DOCUMENTED_LIMIT if at_limit.status == 207 else f"below {DOCUMENTED_LIMIT}"
+    )
+    result.add(
+        "bulk_limit",
+        observed,
+        UNKNOWN_IDS,
+        f"{LIMIT_PROBE_ENTRIES} entries: {over.status}; {DOCUMENTED_LIMIT}: {at_limit.status}",
+    )
+
+
+def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | None] | None:
+    """A writable agent in 3/4/5 and a code it may take (its own, when codes are required)."""
+    for agent_id in target.writable:
+        agent = target.api.agent_body(agent_id)
+        if agent["agent-status"] not in JOINED:
+            continue
+        valid = target.codebook(agent_id).valid
+        if valid or not needs_code:
+            return agent_id, (valid[0] if valid else None)
+    return None
+
+
+def _single_points(target: Target, result: Conformance, unknown: str) -> None:
+    api = target.api
+    bare = api.set_agent(unknown, {"agent-status": int(AgentStatus.ON_BREAK)})
+    required = bare.status == 400
+    evidence = f"unknown agent, agent-status only: {bare.status}"
+    chosen = _joined_agent(target, needs_code=True)
+    if chosen is None:
+        result.add(
+            "single_success_body",
+            None,
+            NOT_DETERMINED,
+            "needs a writable agent in 3, 4 or 5 (AGENTSTATUS_WRITE_AGENTS)",
+        )
+        result.add("single_requires_status_codes", required, READ_ONLY, evidence)
+        return
+    agent_id, code = chosen
+    status = int(api.agent_body(agent_id)["agent-status"])
+    body: dict[str, Any] = {"agent-status": status, **(code.fields() if code else {})}
+    done = api.set_agent(agent_id, body)
+    how = f"write on agent {agent_id} (same status, put back at the end)"
+    result.add(
+        "single_success_body",
+        bool(done.body.strip()) if done.status == 200 else None,
+        how if done.status == 200 else NOT_DETERMINED,
+        f"{status} -> {status}: {done.status} with {len(done.body)} body bytes",
+    )
+    confirm = api.set_agent(agent_id, {"agent-status": status})
+    result.add(
+        "single_requires_status_codes",
+        confirm.status == 400,
+        how,
+        f"{evidence}; agent {agent_id} {status} -> {status} without codes: {confirm.status}",
+    )
+
+
+def _read_points(target: Target, result: Conformance, unknown: str) -> None:
+    api = target.api
+    everyone = api.list_agents()
+    agents = everyone.json().get("data", []) if everyone.status == 200 else []
+    forbidden = api.send(
+        "GET", api.agents_path(tenant=target.other_tenant()), operation="getagentsstatus"
+    )
+    if forbidden.status == 403:
+        result.add(
+            "tenant_forbidden_xml",
+            "xml" in forbidden.media_type,
+            READ_ONLY,
+            f"another tenant's path: 403 {forbidden.media_type}",
+        )
+    else:
+        result.add("tenant_forbidden_xml", None, NOT_DETERMINED, forbidden.describe())
+    filtered = api.list_agents({"groupId": NO_SUCH_GROUP})
+    if filtered.status == 200 and agents:
+        count = len(filtered.json()["data"])
+        result.add(
+            "group_filter",
+            count < len(agents),
+            READ_ONLY,
+            f"groupId={NO_SUCH_GROUP}: {count} of {len(agents)} agents",
+        )
+    else:
+        result.add("group_filter", None, NOT_DETERMINED, filtered.describe())
+    paged = api.list_agents({"pageSize": "1", "pageIndex": "0"})
+    if paged.status == 200:
+        body = paged.json()
+        result.add(
+            "pagination",
+            "page" in body,
+            READ_ONLY,
+            f"pageSize=1: {len(body['data'])} agents, page object {'present' if 'page' in body else 'absent'}",
+        )
+    else:
+        result.add("pagination", None, NOT_DETERMINED, paged.describe())
+    missing = api.get_agent(unknown)
+    result.add(
+        "error_body_format",
+        missing.media_type,
+        READ_ONLY,
+        f"unknown agent: {missing.status} {missing.media_type}",
+    )
+    seen = sorted({a["agent-sub-status"] for a in agents if "agent-sub-status" in a})
+    result.add(
+        "agent_sub_status_values", seen, READ_ONLY, f"{len(agents)} agents listed"
+    )
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report for people: one row per disputed point, then what broke and what stayed."""
+    lines = [
+        "# Agent Status API conformance report",
+        "",
+        f"Target: {report['target']}  ",
+        f"Generated: {report['generated']}",
+        "",
+        "| point | observed | follows | how probed | evidence |",
+        "|---|---|---|---|---|",
+    ]
+    for point in report["points"]:
+        cells = [
+            point["title"],
+            json.dumps(point["observed"]),
+            point["variant"],
+            point["how"],
+            str(point["evidence"]).replace("|", "\\|"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Contract violations", ""]
+    lines += [f"- {v}" for v in report["contract_violations"]] or ["none"]
+    lines += ["", "## Agents changed and not put back", ""]
+    lines += [f"- **{line}**" for line in report["not_restored"]] or ["none"]
+    lines += ["", "## Checks not applicable to this target", ""]
+    lines += [f"- {line}" for line in report["not_applicable"]] or ["none"]
+    return "\n".join(lines) + "\n"
+
+
+def assemble(
+    conformance: dict[str, Any] | None,
+    target: str,
+    not_restored: list[str],
+    restored: list[str],
+    not_applicable: list[str],
+) -> dict[str, Any]:
+    """The whole report as JSON: the probes (if they ran) and the run's safety record."""
+    base = conformance or {"target": target, "points": [], "contract_violations": []}
+    return {
+        **base,
+        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "restored": restored,
+        "not_restored": not_restored,
+        "not_applicable": not_applicable,
+    }

@@ -1,0 +1,93 @@
+"""The model the checks compare the target with: the rule table of ``schemas.rules``, applied.
+
+Nothing here re-types a rule: whether a change is allowed is ``can_transition``, and which
+statuses can be set at all is ``SETTABLE``. What the model adds is what a change must do to an
+agent as the API shows it, and the words a failure uses to name the rule that broke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from contract_tests.target import CODE_FIELDS, StatusCode
+from schemas.rules import SETTABLE, AgentStatus, can_transition
+
+CODE_KINDS = ("none", "valid", "bad_list", "bad_item", "bad_short")
+CODE_WORDS = {
+    "none": "no status code",
+    "valid": "a status code of the agent's group",
+    "bad_list": "a status-code list not assigned to the agent's group",
+    "bad_item": "a status-code item not in its list",
+    "bad_short": "a short code that is not the item's",
+}
+
+
+def label(status: int) -> str:
+    try:
+        return AgentStatus(status).label
+    except ValueError:
+        return f"{status} (no such status)"
+
+
+@dataclass(frozen=True)
+class ModelAgent:
+    """What the target must show for one agent: its status, and its code when known."""
+
+    status: int
+    code_fields: dict[str, Any] | None
+    """The exact status-code fields it must show; None where the vendor leaves it open."""
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any]) -> ModelAgent:
+        return cls(int(body["agent-status"]), {k: body[k] for k in CODE_FIELDS if k in body})
+
+    def mismatch(self, body: Mapping[str, Any]) -> str | None:
+        """How the agent as read differs from the model, or None."""
+        if body.get("agent-status") != self.status:
+            return f"status {label(body.get('agent-status', -1))}, model {label(self.status)}"
+        shown = {k: body[k] for k in CODE_FIELDS if k in body}
+        if self.code_fields is not None and shown != self.code_fields:
+            return f"status code {shown}, model {self.code_fields}"
+        return None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What one change must get: 200 or 400, and the rule that decides it, in words."""
+
+    status: int
+    rule: str
+    shape: bool = False
+    """Refused for the request's shape (a required field, an unsettable status): a bulk may
+    refuse the whole request for it instead of the one entry."""
+
+    def after(self, agent: ModelAgent, target: int, code: StatusCode | None) -> ModelAgent:
+        if self.status != 200:
+            return agent
+        return ModelAgent(target, None if code is None else code.fields())
+
+
+def expect(
+    current: int,
+    target: int,
+    code_kind: str,
+    code: StatusCode | None,
+    codes_required: bool,
+) -> Expectation:
+    """The rule table's verdict on ``current -> target`` with the given status code."""
+    move = f"{label(current)} -> {label(target)} with {CODE_WORDS[code_kind]}"
+    try:
+        settable = AgentStatus(target) in SETTABLE
+    except ValueError:
+        settable = False
+    if not settable:
+        return Expectation(400, f"{move}: {label(target)} cannot be set through the API", True)
+    if codes_required and (code is None or code.short_code is None):
+        return Expectation(400, f"{move}: this target requires all status-code fields", True)
+    if not can_transition(current, target):
+        return Expectation(400, f"{move}: the rule table refuses this transition")
+    if code_kind not in ("none", "valid"):
+        return Expectation(400, f"{move}: {CODE_WORDS[code_kind]} must be refused")
+    return Expectation(200, f"{move}: the rule table allows this transition")

@@ -1,0 +1,271 @@
+"""The target the checks run against, whichever kind it is, and putting its agents back.
+
+``open_target`` builds one from a ``KitConfig``: it starts the emulator in this process, or
+connects to an emulator's URL, or to a live tenant. Every check sees the same ``Target``: the
+public API through ``ApiTransport``, the agents it may change, the reason codes it may use for
+each, and a ``ControlPlane`` only when the target is an emulator.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from contract_tests.config import KitConfig
+from contract_tests.control import ControlPlane
+from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, describe_agent
+from contract_tests.http import ApiTransport, Credentials, ResponseContract
+from schemas.rules import (
+    LOGGED_OUT_STATUS_CODE_LIST_ID,
+    AgentStatus,
+    can_transition,
+)
+
+CODE_FIELDS = ("status-code-list-id", "status-code-item-id", "status-code-item-short-code")
+STATE_FIELDS = ("agent-status", *CODE_FIELDS)
+UNKNOWN_LIST_ID = 987_654_321
+UNKNOWN_ITEM_ID = 987_654_322
+WRONG_SHORT_SUFFIX = "-not-this-item"
+
+
+@dataclass(frozen=True)
+class StatusCode:
+    """A reason code as the API takes it: list, item and (optionally) the item's short code."""
+
+    list_id: int
+    item_id: int
+    short_code: str | None
+
+    def fields(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status-code-list-id": self.list_id,
+            "status-code-item-id": self.item_id,
+        }
+        if self.short_code is not None:
+            body["status-code-item-short-code"] = self.short_code
+        return body
+
+
+@dataclass(frozen=True)
+class CodeBook:
+    """The reason codes the kit can use for one agent, and three it knows to be wrong."""
+
+    valid: tuple[StatusCode, ...]
+    bad_list: StatusCode | None
+    """A list not assigned to the agent's group."""
+    bad_item: StatusCode | None
+    """An item that is not in the (assigned) list named."""
+    bad_short: StatusCode | None
+    """An assigned list and its item, with a short code that is not the item's."""
+    source: str
+
+
+def code_of(agent: Mapping[str, Any]) -> StatusCode | None:
+    """The reason code an agent shows, if it shows a usable one (not the logged-out -1 pair)."""
+    list_id, item_id = agent.get("status-code-list-id"), agent.get("status-code-item-id")
+    if not isinstance(list_id, int) or not isinstance(item_id, int):
+        return None
+    if list_id == LOGGED_OUT_STATUS_CODE_LIST_ID:
+        return None
+    short = agent.get("status-code-item-short-code")
+    return StatusCode(list_id, item_id, short if isinstance(short, str) else None)
+
+
+def codes_seen(agent: Mapping[str, Any]) -> CodeBook:
+    """On a live target: only the code the agent itself shows is known to suit its group."""
+    seen = code_of(agent)
+    if seen is None or seen.short_code is None:
+        return CodeBook((), StatusCode(UNKNOWN_LIST_ID, 1, None), None, None, "none seen")
+    return CodeBook(
+        valid=(seen,),
+        bad_list=StatusCode(UNKNOWN_LIST_ID, seen.item_id, None),
+        bad_item=StatusCode(seen.list_id, UNKNOWN_ITEM_ID, None),
+        bad_short=StatusCode(seen.list_id, seen.item_id, seen.short_code + WRONG_SHORT_SUFFIX),
+        source="seen on the agent",
+    )
+
+
+def codes_from_control_plane(state: Mapping[str, Any], agent_id: str) -> CodeBook:
+    """On an emulator: the group's lists and items, and a list of the tenant it lacks."""
+    agent = next(a for a in state["agents"] if a["agent-id"] == agent_id)
+    group = next(g for g in state["groups"] if g["id"] == agent["group-id"])
+    assigned = list(group.get("status-code-lists", []))
+    lists = {code_list["id"]: code_list for code_list in state.get("status-code-lists", [])}
+    valid = tuple(
+        StatusCode(list_id, item["id"], item["short-code"])
+        for list_id in assigned
+        for item in lists[list_id]["items"]
+    )
+    foreign = [code_list for list_id, code_list in lists.items() if list_id not in assigned]
+    bad_list = (
+        StatusCode(foreign[0]["id"], foreign[0]["items"][0]["id"], None)
+        if foreign and foreign[0]["items"]
+        else StatusCode(UNKNOWN_LIST_ID, 1, None)
+    )
+    first = valid[0] if valid else None
+    return CodeBook(
+        valid=valid,
+        bad_list=bad_list,
+        bad_item=None if first is None else StatusCode(first.list_id, UNKNOWN_ITEM_ID, None),
+        bad_short=None
+        if first is None
+        else StatusCode(first.list_id, first.item_id, f"{first.short_code}{WRONG_SHORT_SUFFIX}"),
+        source="control plane",
+    )
+
+
+def same_state(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Equal status and reason code (absent fields count: omitted is not the same as shown)."""
+    return all(first.get(name) == second.get(name) for name in STATE_FIELDS)
+
+
+@dataclass
+class Target:
+    """One target, ready to be checked."""
+
+    config: KitConfig
+    api: ApiTransport
+    control: ControlPlane | None
+    initial: dict[str, dict[str, Any]]
+    """Every agent as listed when the session started, by id."""
+    writable: list[str]
+    codebooks: dict[str, CodeBook] = field(default_factory=dict)
+    admin_agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """On an emulator: each agent in the control plane's format (with group-id)."""
+    restored: bool = False
+
+    @property
+    def ledger(self) -> RestoreLedger:
+        return self.api.ledger
+
+    def codebook(self, agent_id: str) -> CodeBook:
+        if agent_id not in self.codebooks:
+            if self.control is not None:
+                state = self.control.tenant_state()
+                self.codebooks[agent_id] = codes_from_control_plane(state, agent_id)
+            else:
+                self.codebooks[agent_id] = codes_seen(self.initial.get(agent_id, {}))
+        return self.codebooks[agent_id]
+
+    def unknown_agent_id(self) -> str:
+        """A fresh id the target answers 404 for, so writes naming it are safe."""
+        agent_id = f"agKitNoSuchAgent{secrets.token_hex(6)}"
+        exchange = self.api.get_agent(agent_id)
+        assert exchange.status == 404, f"an invented agent id exists: {exchange.describe()}"
+        return agent_id
+
+    def other_tenant(self) -> str:
+        return f"{self.config.tenant}-kit-not-yours"
+
+    def settable_targets(self) -> list[int]:
+        """The statuses the kit may send: LOGGED_OUT only when allowed."""
+        return [
+            int(status)
+            for status in (AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE)
+        ] + ([int(AgentStatus.LOGGED_OUT)] if self.config.allow_logout else [])
+
+    def discard(self, agent_ids: list[str]) -> None:
+        """Remove agents a check created through the control plane; nothing to restore."""
+        assert self.control is not None
+        for agent_id in agent_ids:
+            self.control.delete_agent(agent_id)
+        self.ledger.forget(agent_ids)
+
+    def restore(self) -> list[RestoreProblem]:
+        """Put every agent the kit changed back to its starting status and code; once."""
+        if self.restored:
+            return self.ledger.problems
+        self.restored = True
+        with self.api.recording():
+            for agent_id, start in self.ledger.starts().items():
+                problem = self._restore_one(agent_id, start)
+                if problem is None:
+                    self.ledger.restored.append(agent_id)
+                else:
+                    self.ledger.problems.append(problem)
+        return self.ledger.problems
+
+    def _read(self, agent_id: str) -> dict[str, Any] | None:
+        exchange = self.api.get_agent(agent_id)
+        if exchange.status != 200:
+            return None
+        body: dict[str, Any] = exchange.json()
+        return body
+
+    def _restore_one(self, agent_id: str, start: dict[str, Any]) -> RestoreProblem | None:
+        now = self._read(agent_id)
+        if now is not None and same_state(now, start):
+            return None
+        why = "it could not be read back"
+        if now is not None:
+            why = self._restore_through_api(agent_id, start, now)
+            now = self._read(agent_id)
+            if now is not None and same_state(now, start):
+                return None
+        if self.control is not None and agent_id in self.admin_agents:
+            self.control.put_agent(agent_id, self.admin_agents[agent_id])
+            now = self._read(agent_id)
+            if now is not None and same_state(now, start):
+                return None
+        return RestoreProblem(agent_id, describe_agent(start), describe_agent(now), why)
+
+    def _restore_through_api(
+        self, agent_id: str, start: dict[str, Any], now: dict[str, Any]
+    ) -> str:
+        """Try the one single set that would put the agent back; why it may not have worked."""
+        current, wanted = int(now["agent-status"]), int(start["agent-status"])
+        if not can_transition(current, wanted):
+            return (
+                f"the API cannot move an agent from {describe_agent(now)} "
+                f"to {describe_agent(start)}"
+            )
+        if wanted == AgentStatus.LOGGED_OUT and not self.config.allow_logout:
+            return "putting it back means LOGGED_OUT, which is not allowed in this run"
+        body: dict[str, Any] = {"agent-status": wanted}
+        code = code_of(start)
+        if code is not None:
+            body.update(code.fields())
+        exchange = self.api.set_agent(agent_id, body)
+        if exchange.status != 200:
+            return f"the restoring set was refused: {exchange.describe()}"
+        return "the restoring set was accepted but the agent does not read back as it started"
+
+
+def open_target(config: KitConfig, api_root: str, control: ControlPlane | None) -> Target:
+    """Connect to the API at ``api_root``; read the agents; decide which may be changed."""
+    guard = WriteGuard(config.write_agents, config.allow_logout)
+    api = ApiTransport(
+        api_root,
+        config.tenant,
+        Credentials(config.username, config.token),
+        contract=ResponseContract(),
+        guard=guard,
+        ledger=RestoreLedger(),
+        pause=config.pause,
+    )
+    admin_agents: dict[str, dict[str, Any]] = {}
+    if control is not None:
+        control.reset_tenant()
+        admin_agents = {a["agent-id"]: a for a in control.tenant_state()["agents"]}
+    initial = {agent["agent-id"]: agent for agent in api.agents()}
+    if config.write_agents is None:
+        writable = list(initial)
+    else:
+        writable = [agent_id for agent_id in initial if agent_id in config.write_agents]
+    return Target(
+        config=config,
+        api=api,
+        control=control,
+        initial=initial,
+        writable=writable,
+        admin_agents=admin_agents,
+    )
+
+
+def not_applicable(reason: str) -> None:
+    """Report a check as not applicable to this target: shown in the summary and the report."""
+    pytest.skip(f"not applicable to this target: {reason}")

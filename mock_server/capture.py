@@ -1,0 +1,262 @@
+"""``agentstatus-mock import --from-live``: a fixture file from what a live tenant shows.
+
+It only reads (GET the agent list, following ``page`` objects when the tenant pages, and one
+GET per ``--group-id`` probe). The public API does not show everything a fixture holds:
+
+- group membership: only through ``groupId`` probes; agents no probe found go to one group,
+  ``0``, and without probes every agent is in that group;
+- status-code lists and items: only those some agent is currently in, and without their
+  names or descriptions; each group gets the lists its agents show;
+- the token: never written. The file carries a placeholder to replace by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from mock_server.fixtures import FixtureError, build_tenants, validate_document
+from schemas import load_schema
+from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
+
+TOKEN_PLACEHOLDER = "REPLACE-WITH-THE-ACTION-TOKEN"
+UNGROUPED = 0
+ENV = {
+    "base_url": "AGENTSTATUS_BASE_URL",
+    "platform": "AGENTSTATUS_PLATFORM",
+    "tenant": "AGENTSTATUS_TENANT",
+    "username": "AGENTSTATUS_USERNAME",
+}
+TOKEN_ENV = "AGENTSTATUS_TOKEN"
+TIMEOUT_SECONDS = 30.0
+AGENT_FIELDS = (
+    "agent-id",
+    "name",
+    "agent-status",
+    "agent-sub-status",
+    "status-code-list-id",
+    "status-code-item-id",
+    "status-code-item-short-code",
+)
+SUB_STATUSES = ("none", "stopnew")
+YAML_HEADER = """\
+# Captured from a live tenant by `agentstatus-mock import --from-live` (GET requests only).
+# The token is a placeholder: no credential is ever written. Put the real one in by hand.
+# Limits: group membership is known only for groups probed with --group-id (the rest are
+# in group 0); status-code lists hold only the items some agent was in, without names.
+"""
+
+
+class CaptureError(Exception):
+    """The live tenant could not be read; the message never carries the token."""
+
+
+def _get(session: requests.Session, url: str, params: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        response = session.get(url, params=params, timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        raise CaptureError(f"GET {url} failed: {type(error).__name__}") from None
+    if response.status_code != 200:
+        raise CaptureError(
+            f"GET {url} answered {response.status_code}: {response.text[:200].strip()}"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        raise CaptureError(f"GET {url} did not answer JSON.") from None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise CaptureError(f"GET {url} answered no 'data' array.")
+    return body
+
+
+def read_agents(
+    session: requests.Session, url: str, params: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every agent of the list, over all pages when the answer carries a ``page`` object."""
+    query = dict(params or {})
+    body = _get(session, url, query)
+    agents: list[dict[str, Any]] = list(body["data"])
+    page = body.get("page")
+    if isinstance(page, dict) and isinstance(page.get("totalPages"), int):
+        for index in range(1, page["totalPages"]):
+            more = _get(session, url, {**query, "pageIndex": str(index)})
+            agents.extend(more["data"])
+    return agents
+
+
+def capture_tenant(
+    api_url: str,
+    tenant: str,
+    username: str,
+    token: str,
+    group_ids: Sequence[int] = (),
+) -> dict[str, Any]:
+    """A fixture document of one tenant, as far as the live API shows it."""
+    url = f"{api_url.rstrip('/')}/tenants/{tenant}/agentstatus/agents"
+    with requests.Session() as session:
+        session.auth = (username, token)
+        agents = read_agents(session, url)
+        membership: dict[str, int] = {}
+        for group_id in group_ids:
+            for agent in read_agents(session, url, {"groupId": str(group_id)}):
+                membership.setdefault(str(agent.get("agent-id")), group_id)
+    return build_document(tenant, username, agents, membership, group_ids)
+
+
+def build_document(
+    tenant: str,
+    username: str,
+    agents: Sequence[Mapping[str, Any]],
+    membership: Mapping[str, int],
+    group_ids: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The fixture: agents as seen, lists and groups inferred from them, a placeholder token."""
+    items: dict[int, dict[int, str]] = {}
+    group_lists: dict[int, list[int]] = {group_id: [] for group_id in group_ids}
+    captured = []
+    for agent in agents:
+        entry = {name: agent[name] for name in AGENT_FIELDS if name in agent}
+        if entry.get("agent-sub-status") not in (None, *SUB_STATUSES):
+            entry.pop("agent-sub-status")
+        group_id = membership.get(str(agent.get("agent-id")), UNGROUPED)
+        entry["group-id"] = group_id
+        lists = group_lists.setdefault(group_id, [])
+        list_id = entry.get("status-code-list-id")
+        item_id = entry.get("status-code-item-id")
+        short_code = entry.get("status-code-item-short-code")
+        if list_id is not None and list_id != LOGGED_OUT_STATUS_CODE_LIST_ID:
+            if isinstance(item_id, int) and isinstance(short_code, str):
+                items.setdefault(list_id, {})[item_id] = short_code
+            if list_id not in lists:
+                lists.append(list_id)
+        captured.append(entry)
+    groups = [
+        {
+            "id": group_id,
+            "name": "Not found by any groupId probe" if group_id == UNGROUPED else "Captured",
+            "status-code-lists": sorted(lists),
+        }
+        for group_id, lists in group_lists.items()
+    ]
+    document: dict[str, Any] = {
+        "tenants": [
+            {
+                "tenant-id": tenant,
+                "username": username,
+                "token": TOKEN_PLACEHOLDER,
+                "status-code-lists": [
+                    {
+                        "id": list_id,
+                        "items": [
+                            {"id": item_id, "short-code": short}
+                            for item_id, short in sorted(codes.items())
+                        ],
+                    }
+                    for list_id, codes in sorted(items.items())
+                ],
+                "groups": groups,
+                "agents": captured,
+            }
+        ]
+    }
+    validate_document(document)
+    build_tenants(document)
+    return document
+
+
+def write_fixture(document: Mapping[str, Any], path: Path) -> None:
+    if path.suffix == ".json":
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        return
+    text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True)
+    path.write_text(YAML_HEADER + text, encoding="utf-8")
+
+
+def _api_url(args: argparse.Namespace) -> str:
+    if args.base_url:
+        return str(args.base_url)
+    platforms: dict[str, str] = load_schema("platforms.json")["platforms"]
+    try:
+        return platforms[str(args.platform).upper()]
+    except KeyError:
+        raise CaptureError(
+            f"unknown platform '{args.platform}'; known: {', '.join(platforms)}"
+        ) from None
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """The ``import`` command: read the live tenant, write the fixture file."""
+    token = os.environ.get(TOKEN_ENV, "")
+    missing = [
+        f"--{name.replace('_', '-')} (or {ENV[name]})"
+        for name in ("tenant", "username")
+        if not getattr(args, name)
+    ]
+    if not args.base_url and not args.platform:
+        missing.insert(0, f"--base-url or --platform (or {ENV['base_url']})")
+    if not token:
+        missing.append(f"the token in {TOKEN_ENV} (never an option, so it stays out of history)")
+    if missing:
+        print(f"agentstatus-mock import: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        document = capture_tenant(
+            _api_url(args), args.tenant, args.username, token, tuple(args.group_id)
+        )
+    except (CaptureError, FixtureError) as error:
+        detail = error.detail if isinstance(error, FixtureError) else str(error)
+        print(f"agentstatus-mock import: {detail}", file=sys.stderr)
+        return 1
+    output = Path(args.output)
+    write_fixture(document, output)
+    tenant = document["tenants"][0]
+    print(
+        f"Wrote {output}: {len(tenant['agents'])} agents, {len(tenant['groups'])} groups, "
+        f"{len(tenant['status-code-lists'])} status-code lists. The token is a placeholder "
+        f"({TOKEN_PLACEHOLDER}): put the tenant's token there before serving it.",
+        flush=True,
+    )
+    return 0
+
+
+def add_import_command(commands: Any) -> None:
+    """Register ``import`` on the CLI's subcommands."""
+    env = os.environ
+    parser = commands.add_parser(
+        "import", help="write a fixture file from a live tenant (read-only)"
+    )
+    parser.add_argument(
+        "--from-live",
+        action="store_true",
+        required=True,
+        help=f"read the tenant through the public API (GET only); the token comes from {TOKEN_ENV}",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=env.get(ENV["base_url"]),
+        help=f"API root, e.g. https://vcc-na12.8x8.com/api/v1 (or {ENV['base_url']})",
+    )
+    parser.add_argument(
+        "--platform", default=env.get(ENV["platform"]), help=f"e.g. NA12 (or {ENV['platform']})"
+    )
+    parser.add_argument("--tenant", default=env.get(ENV["tenant"]), help=f"(or {ENV['tenant']})")
+    parser.add_argument(
+        "--username", default=env.get(ENV["username"]), help=f"(or {ENV['username']})"
+    )
+    parser.add_argument(
+        "--group-id",
+        type=int,
+        action="append",
+        default=[],
+        help="probe this group with ?groupId= to learn its members (repeatable)",
+    )
+    parser.add_argument("--output", required=True, help="fixture file to write (.yaml or .json)")
+    parser.set_defaults(handler=run_import)

@@ -1,0 +1,72 @@
+"""``--validate-responses``: every response judged against the served documents before it leaves.
+
+A response that breaks the contract is a bug in the emulator or in the document, and either
+must be loud: ``create_app`` turns it into a 500 Problem JSON naming the violation. The test
+suite runs every app this way, so any test that provokes such a response fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import Response, current_app, request
+
+from mock_server.docs import API_SERVER_PATH, admin_document, api_document
+from mock_server.profiles import Profile
+from schemas.contract import ContractValidator
+
+EXTENSION = "agentstatus.contract"
+_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path template: ``<tenant_id>`` → ``{tenantId}``."""
+
+    def camel(match: re.Match[str]) -> str:
+        head, *rest = match.group(1).split("_")
+        return "{" + head + "".join(part.capitalize() for part in rest) + "}"
+
+    return _CONVERTER.sub(camel, rule)
+
+
+@dataclass(frozen=True)
+class ResponseContract:
+    """The compiled validators of both documents, built once per app."""
+
+    api: ContractValidator
+    admin: ContractValidator
+
+    @classmethod
+    def for_profile(cls, profile: Profile) -> ResponseContract:
+        return cls(
+            api=ContractValidator(api_document(profile)),
+            admin=ContractValidator(admin_document()),
+        )
+
+    def violations(self, method: str, path: str, rule: str | None, response: Response) -> list[str]:
+        """How a response to ``method path`` (routed by ``rule``, if any) breaks the contract."""
+        in_api = path.startswith(API_SERVER_PATH + "/")
+        validator = self.api if in_api else self.admin
+        template = None if rule is None else openapi_path(rule)
+        if template is not None and in_api:
+            template = template.removeprefix(API_SERVER_PATH)
+        operation = None if template is None else validator.operation(method, template)
+        if template is not None and operation is None:
+            return [f"{method} {template} is routed but not in the document"]
+        return validator.violations(
+            operation,
+            response.status_code,
+            response.get_data(),
+            content_type=response.content_type,
+            headers=dict(response.headers),
+        )
+
+
+def response_violations(response: Response) -> list[str]:
+    """The current request's response, judged; automatic OPTIONS answers are not described."""
+    if request.method == "OPTIONS":
+        return []
+    contract: ResponseContract = current_app.extensions[EXTENSION]
+    rule = None if request.url_rule is None else request.url_rule.rule
+    return contract.violations(request.method, request.path, rule, response)

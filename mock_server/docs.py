@@ -1,0 +1,62 @@
+"""The contract, served: the API's OpenAPI document and the control plane's, bundled.
+
+``GET /openapi.json`` needs no credentials: it is what a tool (Schemathesis, a code generator,
+``python -m schemas validate``) starts from. The document follows the emulator's profile, so
+it never promises a method or a body the running emulator does not have.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from mock_server.context import backend_of
+from mock_server.profiles import Profile
+from mock_server.responses import API_PREFIX, json_response
+from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
+
+API_SERVER_PATH = API_PREFIX.split("/tenants/")[0]
+BULK_PATH = "/tenants/{tenantId}/agentstatus/agents/bulk"
+SINGLE_PATH = "/tenants/{tenantId}/agentstatus/agents/{agentId}"
+
+docs = Blueprint("docs", __name__)
+
+
+def api_document(profile: Profile) -> dict[str, Any]:
+    """openapi.yaml, bundled, narrowed to what this profile does where the vendors disagree."""
+    return copy.deepcopy(_api_document(profile))
+
+
+def admin_document() -> dict[str, Any]:
+    """admin-openapi.yaml, bundled."""
+    return bundle(ADMIN_DOCUMENT)
+
+
+@cache
+def _api_document(profile: Profile) -> dict[str, Any]:
+    document = bundle(API_DOCUMENT)
+    bulk = document["paths"][BULK_PATH]
+    for method in ("post", "put"):
+        if method.upper() not in profile.bulk_methods:
+            del bulk[method]
+    if not profile.single_success_body:
+        success = document["paths"][SINGLE_PATH]["put"]["responses"]["200"]
+        del success["content"]
+        success["description"] = "The status was changed; no body (as the reference describes)."
+    return document
+
+
+@docs.get("/openapi.json")
+def get_api_document() -> Response:
+    document = api_document(backend_of().profile)
+    here = {"url": request.host_url.rstrip("/") + API_SERVER_PATH, "description": "This emulator"}
+    document["servers"] = [here, *document["servers"]]
+    return json_response(document)
+
+
+@docs.get("/__admin/openapi.json")
+def get_admin_document() -> Response:
+    return json_response(admin_document())

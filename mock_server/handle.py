@@ -1,0 +1,364 @@
+"""A running emulator as a test sees it: where it is, whose credentials, and its control plane.
+
+The pytest plugin and the in-process mode both hand out an ``Emulator``. Everything it does
+goes over HTTP to ``/__admin/`` (in-process: through the same in-process transport), so one
+handle works for a server in this process, in another process, or with no server at all.
+Reads and clears are scoped to the handle's tenant, and ``faults.clear()`` removes only the
+faults this handle created, so tests sharing one emulator cannot undo each other's setup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import requests
+
+ADMIN_HEADER = "X-Admin-Token"
+TIMEOUT_SECONDS = 10.0
+StatusCodes = tuple[int | None, int | None, str | None]
+
+
+class ControlPlaneError(AssertionError):
+    """The control plane refused a call the test relied on; the message carries its detail."""
+
+
+class SentChange(NamedTuple):
+    """One agent status change a client sent: ``codes`` is (list id, item id, short code)."""
+
+    agent_id: str
+    status: int | None
+    codes: StatusCodes | None = None
+
+
+class ControlPlane:
+    """Calls to ``/__admin/`` that either succeed or raise with the emulator's own reason."""
+
+    def __init__(self, base_url: str, admin_token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        if admin_token is not None:
+            self.session.headers[ADMIN_HEADER] = admin_token
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        response = self.session.request(
+            method,
+            f"{self.base_url}/__admin{path}",
+            json=body,
+            params=params,
+            timeout=TIMEOUT_SECONDS,
+        )
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ControlPlaneError(f"{method} /__admin{path} -> {response.status_code}: {detail}")
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class Faults:
+    """Faults scoped to one tenant: each is added with ``match.tenant`` set to it."""
+
+    def __init__(self, control: ControlPlane, tenant: str) -> None:
+        self._control = control
+        self._tenant = tenant
+        self._owned: list[str] = []
+
+    def add(
+        self,
+        action: Mapping[str, Any] | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        path_regex: str | None = None,
+        agent: str | None = None,
+        latency_ms: int | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Create a fault (see ``/__admin/faults``) on this tenant's requests; returns it."""
+        match = {
+            "tenant": self._tenant,
+            "method": method,
+            "path": path,
+            "path-regex": path_regex,
+            "agent": agent,
+        }
+        definition = {
+            "match": {key: value for key, value in match.items() if value is not None},
+            "action": None if action is None else dict(action),
+            "latency-ms": latency_ms,
+            "times": times,
+            "probability": probability,
+            "seed": seed,
+        }
+        fault: dict[str, Any] = self._control.call(
+            "POST",
+            "/faults",
+            {key: value for key, value in definition.items() if value is not None},
+        )
+        self._owned.append(fault["id"])
+        return fault
+
+    def fail(
+        self,
+        status: int,
+        *,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Answer ``status`` instead of the API (429 gets ``Retry-After: 1`` by default)."""
+        action: dict[str, Any] = {"type": "respond", "status": status}
+        if body is not None:
+            action["body"] = body
+        if headers is not None:
+            action["headers"] = dict(headers)
+        return self.add(action, **options)
+
+    def forbidden_xml(self, **options: Any) -> dict[str, Any]:
+        """The guide's ``<API><Error>403 - Forbidden.</Error></API>``."""
+        return self.add({"type": "forbidden-xml"}, **options)
+
+    def drop(self, **options: Any) -> dict[str, Any]:
+        """Close the connection without answering."""
+        return self.add({"type": "drop"}, **options)
+
+    def malformed(self, **options: Any) -> dict[str, Any]:
+        """Process the request, then answer only the first half of the body."""
+        return self.add({"type": "malformed"}, **options)
+
+    def delay(self, latency_ms: int, **options: Any) -> dict[str, Any]:
+        """Answer normally, ``latency_ms`` later."""
+        return self.add(None, latency_ms=latency_ms, **options)
+
+    def list(self) -> list[dict[str, Any]]:
+        """This handle's faults, with their ``hits`` and ``remaining`` counters."""
+        faults: list[dict[str, Any]] = self._control.call("GET", "/faults")["faults"]
+        return [fault for fault in faults if fault["id"] in self._owned]
+
+    def get(self, fault_id: str) -> dict[str, Any]:
+        fault: dict[str, Any] = self._control.call("GET", f"/faults/{fault_id}")
+        return fault
+
+    def delete(self, fault_id: str) -> None:
+        self._control.call("DELETE", f"/faults/{fault_id}")
+        self._owned.remove(fault_id)
+
+    def clear(self) -> None:
+        """Remove every fault this handle created, and only those."""
+        for fault_id in list(self._owned):
+            try:
+                self.delete(fault_id)
+            except ControlPlaneError:
+                self._owned.remove(fault_id)
+
+
+class Journal:
+    """The emulator's request journal, read through the control plane, for one tenant."""
+
+    def __init__(self, control: ControlPlane, tenant: str) -> None:
+        self._control = control
+        self._tenant = tenant
+
+    def entries(
+        self,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        agent: str | None = None,
+        status: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """This tenant's exchanges, oldest first; ``path`` is a prefix."""
+        filters = {"tenant": self._tenant, "method": method, "path": path, "agent": agent}
+        params = {key: value for key, value in filters.items() if value is not None}
+        if status is not None:
+            params["status"] = str(status)
+        entries: list[dict[str, Any]] = self._control.call("GET", "/requests", params=params)[
+            "requests"
+        ]
+        return entries
+
+    def clear(self) -> None:
+        self._control.call("DELETE", "/requests", params={"tenant": self._tenant})
+
+    def changes(self, *, accepted_only: bool = False) -> list[SentChange]:
+        """Every status change sent, single or bulk, in order; optionally only accepted ones."""
+        return sent_changes(self.entries(), accepted_only=accepted_only)
+
+    def assert_sent_changes(
+        self, expected: Sequence[SentChange | tuple[Any, ...]], *, accepted_only: bool = False
+    ) -> None:
+        """Exactly these changes, in this order: (agent, status) or (agent, status, codes)."""
+        actual = self.changes(accepted_only=accepted_only)
+        wanted = [tuple(change) for change in expected]
+        seen = [tuple(change)[: len(want)] for change, want in zip(actual, wanted, strict=False)]
+        if len(actual) != len(wanted) or seen != wanted:
+            lines = "\n".join(f"  {tuple(change)}" for change in actual) or "  (none)"
+            raise AssertionError(f"expected the client to send {wanted}, but it sent:\n{lines}")
+
+
+def _codes(body: Mapping[str, Any]) -> StatusCodes | None:
+    codes = (
+        body.get("status-code-list-id"),
+        body.get("status-code-item-id"),
+        body.get("status-code-item-short-code"),
+    )
+    return None if codes == (None, None, None) else codes
+
+
+def sent_changes(
+    entries: Iterable[Mapping[str, Any]], *, accepted_only: bool = False
+) -> list[SentChange]:
+    """The changes in journal entries: single sets (PUT agents/{id}) and bulk entries."""
+    changes: list[SentChange] = []
+    for entry in entries:
+        body = entry["request"]["body"]
+        if not isinstance(body, dict) or entry["method"] not in ("PUT", "POST"):
+            continue
+        if entry["agent"] is not None and entry["method"] == "PUT":
+            if not accepted_only or entry["status"] == 200:
+                changes.append(SentChange(entry["agent"], body.get("agent-status"), _codes(body)))
+        elif str(entry["path"]).endswith("/agents/bulk"):
+            changes.extend(_bulk_changes(entry, body, accepted_only))
+    return changes
+
+
+def _bulk_changes(
+    entry: Mapping[str, Any], body: Mapping[str, Any], accepted_only: bool
+) -> list[SentChange]:
+    items = body.get("agents")
+    if not isinstance(items, list):
+        return []
+    results: list[Any] = []
+    response = entry.get("response") or {}
+    if isinstance(response.get("body"), dict):
+        results = response["body"].get("data") or []
+    changes = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("agent-id"), str):
+            continue
+        if accepted_only and (
+            entry["status"] != 207
+            or index >= len(results)
+            or results[index].get("change-status") != 200
+        ):
+            continue
+        changes.append(SentChange(item["agent-id"], item.get("agent-status"), _codes(item)))
+    return changes
+
+
+class Emulator:
+    """One emulator and one tenant of it, with that tenant's credentials and control plane."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tenant: str,
+        username: str,
+        token: str,
+        *,
+        admin_token: str | None = None,
+        document: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tenant = tenant
+        self.username = username
+        self.token = token
+        self._document = None if document is None else dict(document)
+        self.control = ControlPlane(self.base_url, admin_token)
+        self.faults = Faults(self.control, tenant)
+        self.journal = Journal(self.control, tenant)
+
+    @property
+    def api_url(self) -> str:
+        """The API root, as a client's base URL (``…/api/v1``)."""
+        return f"{self.base_url}/api/v1"
+
+    @property
+    def agents_url(self) -> str:
+        return f"{self.api_url}/tenants/{self.tenant}/agentstatus/agents"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.username, self.token)
+
+    def session(self) -> requests.Session:
+        """A requests session already carrying this tenant's Basic credentials."""
+        session = requests.Session()
+        session.auth = self.auth
+        return session
+
+    def state(self) -> dict[str, Any]:
+        """The tenant as the control plane shows it (fixture format, no token)."""
+        state: dict[str, Any] = self.control.call("GET", f"/tenants/{self.tenant}")
+        return state
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        agents: list[dict[str, Any]] = self.state()["agents"]
+        return next(agent for agent in agents if agent["agent-id"] == agent_id)
+
+    def put_agent(self, agent_id: str, status: int, group_id: int, **fields: Any) -> dict[str, Any]:
+        """Create or replace an agent in any status 0-11; extra fields use fixture names."""
+        document = {"agent-status": status, "group-id": group_id}
+        document.update({name.replace("_", "-"): value for name, value in fields.items()})
+        agent: dict[str, Any] = self.control.call(
+            "PUT", f"/tenants/{self.tenant}/agents/{agent_id}", document
+        )
+        return agent
+
+    def delete_agent(self, agent_id: str) -> None:
+        self.control.call("DELETE", f"/tenants/{self.tenant}/agents/{agent_id}")
+
+    def set_api_enabled(self, enabled: bool) -> None:
+        self.control.call("PATCH", f"/tenants/{self.tenant}", {"api-enabled": enabled})
+
+    def rotate_token(self) -> str:
+        """A new action token; the handle switches to it, the old one stops working."""
+        self.token = self.control.call("POST", f"/tenants/{self.tenant}/token")["token"]
+        return self.token
+
+    def reset(self) -> None:
+        """This tenant back to its starting document, its faults and journal cleared."""
+        if self._document is None:
+            self.control.call("POST", f"/tenants/{self.tenant}/reset")
+        else:
+            self.control.call("PUT", f"/tenants/{self.tenant}", self._document)
+            self.token = self._document["token"]
+        self.faults.clear()
+        self.journal.clear()
+
+    def close(self) -> None:
+        """Remove what this handle set up; a tenant it created is deleted."""
+        self.faults.clear()
+        self.journal.clear()
+        if self._document is not None:
+            self.control.call("DELETE", f"/tenants/{self.tenant}")
+        self.control.close()
+
+    @classmethod
+    def create_tenant(
+        cls, base_url: str, document: Mapping[str, Any], admin_token: str | None = None
+    ) -> Emulator:
+        """A new tenant from a fixture-format document (which must carry a unique id)."""
+        handle = cls(
+            base_url,
+            document["tenant-id"],
+            document["username"],
+            document["token"],
+            admin_token=admin_token,
+            document=document,
+        )
+        handle.control.call("PUT", f"/tenants/{handle.tenant}", dict(document))
+        return handle

@@ -1,0 +1,285 @@
+"""The state in a SQLite file: shared by every worker process and kept across restarts.
+
+WAL mode lets readers run beside the one writer. A write transaction is ``BEGIN IMMEDIATE``
+taken under a thread lock and an exclusive ``flock`` on ``FILE.lock``: writers from threads and
+processes queue on the lock and are woken at once, instead of polling SQLite's busy handler,
+and ``BEGIN IMMEDIATE`` still serialises them should anything else open the file.
+
+Durability: ``synchronous=NORMAL`` in WAL mode. A commit has written its frames to the WAL
+file before the answer is sent, so every acknowledged write survives the process being
+killed (SIGKILL included: the data is in the kernel's page cache). It does not promise to
+survive a power cut or kernel crash, which would need ``synchronous=FULL``.
+
+Connections are pooled per process and never cross a fork: a child opens its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from mock_server.fixtures import build_settings
+from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
+from mock_server.store import StateReader, StateWriter
+
+BUSY_TIMEOUT_SECONDS = 30.0
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (
+    position INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL,
+    token TEXT NOT NULL,
+    api_enabled INTEGER NOT NULL,
+    settings BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tenants_by_username ON tenants (username);
+CREATE TABLE IF NOT EXISTS agents (
+    position INTEGER PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    group_id INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    name TEXT,
+    sub_status TEXT,
+    list_id INTEGER,
+    item_id INTEGER,
+    short_code TEXT,
+    UNIQUE (tenant_id, agent_id)
+);
+CREATE INDEX IF NOT EXISTS agents_in_order ON agents (tenant_id, position);
+"""
+AGENT_COLUMNS = "agent_id, group_id, status, name, sub_status, list_id, item_id, short_code"
+TENANT_COLUMNS = "tenant_id, username, token, api_enabled, settings"
+INSERT_AGENT = f"INSERT INTO agents (tenant_id, {AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SAVE_AGENT = f"""
+{INSERT_AGENT}
+ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
+    group_id = excluded.group_id, status = excluded.status, name = excluded.name,
+    sub_status = excluded.sub_status, list_id = excluded.list_id,
+    item_id = excluded.item_id, short_code = excluded.short_code
+"""
+SAVE_TENANT = f"""
+INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    username = excluded.username, token = excluded.token,
+    api_enabled = excluded.api_enabled, settings = excluded.settings
+"""
+
+
+class SQLiteStore:
+    """A ``StateStore`` in one SQLite file (created when missing, reused when present)."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._pid = os.getpid()
+        self._pool: list[sqlite3.Connection] = []
+        self._inherited: list[object] = []
+        self._thread_lock = threading.Lock()
+        self._lock_file: IO[bytes] | None = None
+        connection = self._connect()
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(SCHEMA)
+        self._pool.append(connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=64,
+        )
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _check_process(self) -> None:
+        """After a fork, forget the parent's connections and lock file, without closing them.
+
+        Closing an inherited connection could let SQLite believe it is the last user of the
+        WAL and remove it under the parent's feet; they are kept referenced instead.
+        """
+        if self._pid == os.getpid():
+            return
+        self._inherited.extend([*self._pool, self._lock_file])
+        self._pool, self._lock_file = [], None
+        self._thread_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        self._check_process()
+        try:
+            connection = self._pool.pop()
+        except IndexError:
+            connection = self._connect()
+        try:
+            yield connection
+        finally:
+            self._pool.append(connection)
+
+    @contextmanager
+    def reading(self) -> Iterator[StateReader]:
+        with self._connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                yield _Transaction(connection)
+            finally:
+                connection.execute("COMMIT")
+
+    @contextmanager
+    def writing(self) -> Iterator[StateWriter]:
+        self._check_process()
+        with self._thread_lock:
+            if self._lock_file is None:
+                self._lock_file = open(f"{self.path}.lock", "ab")  # noqa: SIM115 - kept open
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                with self._connection() as connection:
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield _Transaction(connection)
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close this process's connections (a forked child then opens its own)."""
+        self._check_process()
+        while self._pool:
+            self._pool.pop().close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+class _Transaction:
+    """One transaction's view of the file: reads and, under ``writing()``, writes."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    def fixture(self) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'fixture'").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def tenant_ids(self) -> list[str]:
+        return [
+            row[0] for row in self._db.execute("SELECT tenant_id FROM tenants ORDER BY position")
+        ]
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        row = self._db.execute(
+            f"SELECT {TENANT_COLUMNS} FROM tenants WHERE tenant_id = ?", (tenant_id,)
+        ).fetchone()
+        return None if row is None else _tenant(*row)
+
+    def tenants_by_username(self, username: str) -> list[Tenant]:
+        rows = self._db.execute(
+            f"SELECT {TENANT_COLUMNS} FROM tenants WHERE username = ? ORDER BY position",
+            (username,),
+        )
+        return [_tenant(*row) for row in rows]
+
+    def agent(self, tenant_id: str, agent_id: str) -> Agent | None:
+        row = self._db.execute(
+            f"SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ? AND agent_id = ?",
+            (tenant_id, agent_id),
+        ).fetchone()
+        return None if row is None else Agent(*row)
+
+    def agents(self, tenant_id: str) -> list[Agent]:
+        rows = self._db.execute(
+            f"SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = ? ORDER BY position",
+            (tenant_id,),
+        )
+        return [Agent(*row) for row in rows]
+
+    def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
+        self._db.execute("DELETE FROM agents")
+        self._db.execute("DELETE FROM tenants")
+        self.set_fixture(fixture)
+        for built in tenants:
+            self.save_tenant(built.tenant, built.agents)
+
+    def set_fixture(self, fixture: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('fixture', ?)", (fixture,)
+        )
+
+    def save_tenant(self, tenant: Tenant, agents: Iterable[Agent] | None = None) -> None:
+        self._db.execute(
+            SAVE_TENANT,
+            (
+                tenant.tenant_id,
+                tenant.username,
+                tenant.token,
+                int(tenant.api_enabled),
+                _encode_settings(tenant),
+            ),
+        )
+        if agents is not None:
+            self._db.execute("DELETE FROM agents WHERE tenant_id = ?", (tenant.tenant_id,))
+            self._db.executemany(
+                INSERT_AGENT,
+                (_agent_row(tenant.tenant_id, agent) for agent in agents),
+            )
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self._db.execute("DELETE FROM agents WHERE tenant_id = ?", (tenant_id,))
+        self._db.execute("DELETE FROM tenants WHERE tenant_id = ?", (tenant_id,))
+
+    def save_agent(self, tenant_id: str, agent: Agent) -> None:
+        self._db.execute(SAVE_AGENT, _agent_row(tenant_id, agent))
+
+    def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM agents WHERE tenant_id = ? AND agent_id = ?", (tenant_id, agent_id)
+        )
+
+
+def _agent_row(tenant_id: str, agent: Agent) -> tuple[Any, ...]:
+    return (
+        tenant_id,
+        agent.agent_id,
+        agent.group_id,
+        agent.status,
+        agent.name,
+        agent.sub_status,
+        agent.list_id,
+        agent.item_id,
+        agent.short_code,
+    )
+
+
+def _encode_settings(tenant: Tenant) -> bytes:
+    state = tenant.to_state(())
+    return orjson.dumps({key: state[key] for key in ("status-code-lists", "groups")})
+
+
+def _tenant(tenant_id: str, username: str, token: str, enabled: int, settings: bytes) -> Tenant:
+    lists, groups = _decode_settings(bytes(settings))
+    return Tenant(tenant_id, username, token, bool(enabled), lists, groups)
+
+
+@lru_cache(maxsize=256)
+def _decode_settings(settings: bytes) -> tuple[dict[int, StatusCodeList], dict[int, Group]]:
+    """Status-code lists and groups, decoded once per distinct value: tenants are values, so
+    the decoded objects are shared, never changed."""
+    raw = {"tenant-id": "-", "username": "-", "token": "-", **orjson.loads(settings)}
+    tenant = build_settings(raw)
+    return tenant.status_code_lists, tenant.groups

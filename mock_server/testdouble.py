@@ -1,0 +1,330 @@
+"""Fault injection and the request journal: one WSGI middleware and their control-plane routes.
+
+Both sit outside Flask so that they see exactly what a client sees: the journal records
+injected faults as they were answered, latency included, and a dropped connection can
+close the socket before any response exists. Only requests under ``/api/`` pass through
+them; the control plane and every other path are never faulted nor journaled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.datastructures import EnvironHeaders
+
+from mock_server.admin import require_admin_token
+from mock_server.context import read_json_body
+from mock_server.errors import ApiNotEnabled
+from mock_server.faults import Fault, FaultRegistry, Target
+from mock_server.journal import (
+    DEFAULT_JOURNAL_SIZE,
+    Journal,
+    JournalFilter,
+    mask_header,
+    recorded_body,
+)
+from mock_server.responses import json_response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+FAULTS_EXTENSION = "agentstatus.faults"
+JOURNAL_EXTENSION = "agentstatus.journal"
+API_ROOT = "/api/"
+READ_TIMEOUT_KEY = "agentstatus.read_timeout"
+"""Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
+MAX_BUFFERED_BODY = 1024 * 1024 + 1
+API_PATH = re.compile(
+    r"^/api/v[^/]+/tenants/(?P<tenant>[^/]+)(?:/agentstatus/agents(?:/(?P<agent>[^/]+))?)?"
+)
+BULK_SEGMENT = "bulk"
+SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
+
+
+class ConnectionDropped(ConnectionResetError):
+    """A ``drop`` fault: servers treat it as a client gone, so nothing is answered."""
+
+
+class SimulatedTimeout(TimeoutError):
+    """In-process only: the fault's latency outlasted the caller's read timeout."""
+
+
+def _target(method: str, path: str) -> Target:
+    found = API_PATH.match(path)
+    if found is None:
+        return Target(method=method, path=path, tenant=None, agent=None)
+    agent = found.group("agent")
+    return Target(
+        method=method,
+        path=path,
+        tenant=found.group("tenant"),
+        agent=None if agent == BULK_SEGMENT else agent,
+    )
+
+
+def _buffer_body(environ: WSGIEnvironment) -> bytes:
+    """Read the body once and put it back, so both the journal and the app can read it."""
+    length_text = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    if length_text.isdigit():
+        length = int(length_text)
+        if length > MAX_BUFFERED_BODY:
+            return b""
+        raw: bytes = stream.read(length)
+    elif environ.get("wsgi.input_terminated"):
+        raw = stream.read(MAX_BUFFERED_BODY)
+    else:
+        return b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw
+
+
+def _bulk_agents(body: Any) -> list[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("agents"), list):
+        return []
+    return [
+        entry["agent-id"]
+        for entry in body["agents"]
+        if isinstance(entry, dict) and isinstance(entry.get("agent-id"), str)
+    ]
+
+
+def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
+    for key in SERVER_SOCKET_KEYS:
+        connection = environ.get(key)
+        if isinstance(connection, socket.socket):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            break
+    raise ConnectionDropped(errno.ECONNRESET, f"fault {fault.id} dropped the connection")
+
+
+def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
+    """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API."""
+    if action["type"] == "forbidden-xml":
+        response = Response(ApiNotEnabled.XML_BODY, status=403, mimetype="application/xml")
+    else:
+        status: int = action["status"]
+        body = action.get("body")
+        if "body" not in action:
+            response = json_response(
+                {
+                    "type": "about:blank",
+                    "title": _phrase(status),
+                    "status": status,
+                    "detail": f"Injected by the emulator's fault {fault.id}.",
+                    "instance": f"urn:uuid:{uuid.uuid4()}",
+                },
+                status=status,
+            )
+            response.mimetype = "application/problem+json"
+        elif isinstance(body, str):
+            response = Response(body, status=status, mimetype="text/plain")
+        else:
+            response = Response(orjson.dumps(body), status=status, mimetype="application/json")
+        if "content-type" in action:
+            response.headers["Content-Type"] = action["content-type"]
+        if status == 429 and "Retry-After" not in action.get("headers", {}):
+            response.headers["Retry-After"] = "1"
+        response.headers.update(action.get("headers", {}))
+    response.headers["X-Request-Id"] = uuid.uuid4().hex
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Injected Fault"
+
+
+class TestDoubleMiddleware:
+    """Applies the first matching fault, then journals the exchange as the client saw it."""
+
+    def __init__(self, app: WSGIApplication, faults: FaultRegistry, journal: Journal) -> None:
+        self.app = app
+        self.faults = faults
+        self.journal = journal
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO") or "/"
+        if not path.startswith(API_ROOT):
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        raw = _buffer_body(environ)
+        request_headers = EnvironHeaders(environ)
+        request_body = recorded_body(raw, environ.get("CONTENT_TYPE"))
+        target = _target(method, path)
+        fault = self.faults.select(target)
+        entry: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "method": method,
+            "path": path,
+            "query": parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            "tenant": target.tenant,
+            "agent": target.agent,
+            "agents": [target.agent] if target.agent else _bulk_agents(request_body),
+            "fault": None if fault is None else fault.id,
+            "request": {
+                "headers": {name: mask_header(name, value) for name, value in request_headers},
+                "body": request_body,
+            },
+        }
+        try:
+            status, headers, payload = self._answer(environ, fault)
+        except (ConnectionDropped, SimulatedTimeout) as error:
+            outcome = "dropped" if isinstance(error, ConnectionDropped) else "timed-out"
+            self._record(entry, started, outcome, None, [], b"")
+            raise
+        self._record(entry, started, "answered", status, headers, payload)
+        start_response(status, headers)
+        return [payload]
+
+    def _answer(
+        self, environ: WSGIEnvironment, fault: Fault | None
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        if fault is not None and fault.latency_ms:
+            self._wait(environ, fault.latency_ms / 1000)
+        action = None if fault is None else fault.action
+        if fault is not None and action is not None:
+            if action["type"] == "drop":
+                _drop_connection(environ, fault)
+            if action["type"] in ("respond", "forbidden-xml"):
+                response = _injected_response(fault, action)
+                return response.status, response.headers.to_wsgi_list(), response.get_data()
+        status, headers, payload = self._call_app(environ)
+        if action is not None and action["type"] == "malformed":
+            payload = payload[: len(payload) // 2]
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(payload))))
+        return status, headers, payload
+
+    @staticmethod
+    def _wait(environ: WSGIEnvironment, seconds: float) -> None:
+        timeout = environ.get(READ_TIMEOUT_KEY)
+        if isinstance(timeout, int | float) and timeout < seconds:
+            time.sleep(timeout)
+            raise SimulatedTimeout(f"no response within the caller's {timeout}s read timeout")
+        time.sleep(seconds)
+
+    def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        chunks: list[bytes] = []
+        answered: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.append((status, list(headers)))
+            return chunks.append
+
+        iterable = self.app(environ, capture)
+        try:
+            chunks.extend(iterable)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+        status, headers = answered[-1]
+        return status, headers, b"".join(chunks)
+
+    def _record(
+        self,
+        entry: dict[str, Any],
+        started: float,
+        outcome: str,
+        status: str | None,
+        headers: list[tuple[str, str]],
+        payload: bytes,
+    ) -> None:
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        entry["status"] = None if status is None else int(status.split(" ", 1)[0])
+        entry["outcome"] = outcome
+        entry["duration-ms"] = round((time.perf_counter() - started) * 1000, 3)
+        entry["response"] = (
+            None
+            if status is None
+            else {
+                "headers": {name: mask_header(name, value) for name, value in headers},
+                "body": recorded_body(payload, content_type),
+            }
+        )
+        self.journal.record(entry)
+
+
+testdouble = Blueprint("testdouble", __name__, url_prefix="/__admin")
+testdouble.before_request(require_admin_token)
+
+
+def faults_of(app: Flask) -> FaultRegistry:
+    registry: FaultRegistry = app.extensions[FAULTS_EXTENSION]
+    return registry
+
+
+def journal_of(app: Flask) -> Journal:
+    journal: Journal = app.extensions[JOURNAL_EXTENSION]
+    return journal
+
+
+@testdouble.post("/faults")
+def create_fault() -> Response:
+    fault = faults_of(current_app).add(read_json_body()).to_json()
+    response = json_response(fault, status=201)
+    response.headers["Location"] = f"/__admin/faults/{fault['id']}"
+    return response
+
+
+@testdouble.get("/faults")
+def list_faults() -> Response:
+    return json_response({"faults": faults_of(current_app).all()})
+
+
+@testdouble.delete("/faults")
+def clear_faults() -> Response:
+    faults_of(current_app).clear()
+    return Response(status=204)
+
+
+@testdouble.get("/faults/<fault_id>")
+def get_fault(fault_id: str) -> Response:
+    return json_response(faults_of(current_app).get(fault_id))
+
+
+@testdouble.delete("/faults/<fault_id>")
+def delete_fault(fault_id: str) -> Response:
+    faults_of(current_app).delete(fault_id)
+    return Response(status=204)
+
+
+@testdouble.get("/requests")
+def list_requests() -> Response:
+    journal = journal_of(current_app)
+    entries = journal.entries(JournalFilter.from_query(request.args))
+    return json_response({"requests": entries, "capacity": journal.size})
+
+
+@testdouble.delete("/requests")
+def clear_requests() -> Response:
+    removed = journal_of(current_app).clear(JournalFilter.from_query(request.args))
+    return json_response({"deleted": removed})
+
+
+def install(app: Flask, journal_size: int = DEFAULT_JOURNAL_SIZE) -> None:
+    """Give ``app`` fault injection and a journal of ``journal_size`` entries."""
+    faults = FaultRegistry()
+    journal = Journal(journal_size)
+    app.extensions[FAULTS_EXTENSION] = faults
+    app.extensions[JOURNAL_EXTENSION] = journal
+    app.register_blueprint(testdouble)
+    app.wsgi_app = TestDoubleMiddleware(app.wsgi_app, faults, journal)  # type: ignore[method-assign]

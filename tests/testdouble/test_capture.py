@@ -1,0 +1,137 @@
+"""``agentstatus-mock import --from-live``, with an emulator standing in for the live tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from mock_server import create_app
+from mock_server.capture import TOKEN_PLACEHOLDER
+from mock_server.cli import main
+from mock_server.fixtures import load_fixture
+from mock_server.server import RunningServer, start_in_thread
+
+TOKEN = "nevertellanyone"
+LIVE_ARGS = ["--tenant", "acmecorp01", "--username", "myclientId"]
+
+
+@pytest.fixture(scope="module")
+def live_tenant() -> Iterator[RunningServer]:
+    """The "live" service: an emulator of the demo tenants, only ever read."""
+    with start_in_thread(create_app()) as server:
+        yield server
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTSTATUS_TOKEN", TOKEN)
+
+
+def live_agents(server: RunningServer) -> list[dict[str, object]]:
+    url = f"{server.base_url}/api/v1/tenants/acmecorp01/agentstatus/agents"
+    agents: list[dict[str, object]] = requests.get(
+        url, auth=("myclientId", TOKEN), timeout=5
+    ).json()["data"]
+    return agents
+
+
+@pytest.mark.usefixtures("token")
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_capture_writes_a_fixture_that_serves_the_same_agents(
+    live_tenant: RunningServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suffix: str,
+) -> None:
+    output = tmp_path / f"captured{suffix}"
+    api = f"{live_tenant.base_url}/api/v1"
+    groups = ["--group-id", "100", "--group-id", "200"]
+    assert (
+        main(
+            [
+                "import",
+                "--from-live",
+                "--base-url",
+                api,
+                *LIVE_ARGS,
+                *groups,
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
+    assert "placeholder" in capsys.readouterr().out
+    text = output.read_text(encoding="utf-8")
+    assert TOKEN not in text
+    [tenant] = load_fixture(output)["tenants"]
+    assert tenant["token"] == TOKEN_PLACEHOLDER
+    membership = {agent["agent-id"]: agent["group-id"] for agent in tenant["agents"]}
+    assert membership["agAQDqmvKiRbG4ekigNSmbbb"] == 100
+    assert membership["agDVWqyfkrFAZd6_6X-yZl_D"] == 200
+    assert membership["agBacU3lzDPXzaLLkPZCLk1V"] == 0
+    lists = {code_list["id"]: code_list["items"] for code_list in tenant["status-code-lists"]}
+    assert lists[801] == [
+        {"id": 1722, "short-code": "Meet"},
+        {"id": 1725, "short-code": "Lunch"},
+        {"id": 1726, "short-code": "Train"},
+    ]
+
+    tenant["token"] = TOKEN
+    replay = create_app({"tenants": [tenant]}).test_client()
+    served = replay.get(
+        "/api/v1/tenants/acmecorp01/agentstatus/agents",
+        headers={"Authorization": "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU="},
+    ).get_json()["data"]
+    assert served == live_agents(live_tenant)
+
+
+def test_capture_reads_only(live_tenant: RunningServer, tmp_path: Path, token: None) -> None:
+    before = live_agents(live_tenant)
+    api = f"{live_tenant.base_url}/api/v1"
+    main(
+        [
+            "import",
+            "--from-live",
+            "--base-url",
+            api,
+            *LIVE_ARGS,
+            "--output",
+            str(tmp_path / "f.yaml"),
+        ]
+    )
+    assert live_agents(live_tenant) == before
+
+
+def test_the_token_comes_only_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AGENTSTATUS_TOKEN", raising=False)
+    output = tmp_path / "f.yaml"
+    code = main(
+        ["import", "--from-live", "--platform", "NA12", *LIVE_ARGS, "--output", str(output)]
+    )
+    assert code == 2
+    assert "AGENTSTATUS_TOKEN" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_refused_credentials_are_reported_without_the_token(
+    live_tenant: RunningServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTSTATUS_TOKEN", "wrong-secret-token")
+    api = f"{live_tenant.base_url}/api/v1"
+    output = tmp_path / "f.yaml"
+    assert (
+        main(["import", "--from-live", "--base-url", api, *LIVE_ARGS, "--output", str(output)]) == 1
+    )
+    error = capsys.readouterr().err
+    assert "401" in error
+    assert "wrong-secret-token" not in error
+    assert not output.exists()
