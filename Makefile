@@ -33,6 +33,12 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
+# Long Schemathesis runs (every check, stateful links) against the emulator: FUZZ_EXAMPLES
+# examples per operation and for the state machine; the test suite runs a few.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/contract/test_contract_schemathesis.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -31,7 +31,10 @@ def big_tenant(size: int) -> dict[str, Any]:
         "username": f"bench{size}user",
         "token": f"bench{size}token",
         "status-code-lists": [
-            {"id": 1, "items": [{"id": 11, "short-code": "Lunch"}, {"id": 12, "short-code": "Meet"}]}
+            {
+                "id": 1,
+                "items": [{"id": 11, "short-code": "Lunch"}, {"id": 12, "short-code": "Meet"}],
+            }
         ],
         "groups": [{"id": 10, "status-code-lists": [1]}, {"id": 11, "status-code-lists": [1]}],
         "agents": agents,

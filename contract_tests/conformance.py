@@ -42,7 +42,9 @@ POINTS: dict[str, tuple[str, Any, Any]] = {
     "error_body_format": ("error body format (404)", None, "application/problem+json"),
     "agent_sub_status_values": ("agent-sub-status values seen", ["none"], ["none", "stopnew"]),
 }
-CLAIM_KEYS = tuple(key for key in POINTS if key not in ("error_body_format", "agent_sub_status_values"))
+CLAIM_KEYS = tuple(
+    key for key in POINTS if key not in ("error_body_format", "agent_sub_status_values")
+)
 
 
 @dataclass
@@ -61,7 +63,9 @@ class Finding:
         if self.how == NOT_DETERMINED:
             return NOT_DETERMINED
         _, guide, reference = POINTS[self.key]
-        if self.key == "agent_sub_status_values":
+        if self.key == "bulk_methods":
+            matches = ("PUT" in self.observed, "POST" in self.observed)
+        elif self.key == "agent_sub_status_values":
             seen = set(self.observed)
             matches = (seen <= set(guide), seen <= set(reference))
         else:
@@ -165,9 +169,7 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     )
     over = api.bulk(method, {"agents": [_entry(unknown)] * LIMIT_PROBE_ENTRIES})
     if over.status == 207:
-        result.add(
-            "bulk_limit", None, UNKNOWN_IDS, f"{LIMIT_PROBE_ENTRIES} entries answered 207"
-        )
+        result.add("bulk_limit", None, UNKNOWN_IDS, f"{LIMIT_PROBE_ENTRIES} entries answered 207")
         return
     at_limit = api.bulk(method, {"agents": [_entry(unknown)] * DOCUMENTED_LIMIT})
     observed: int | str = (
@@ -262,7 +264,7 @@ def _read_points(target: Target, result: Conformance, unknown: str) -> None:
             "pagination",
             "page" in body,
             READ_ONLY,
-            f"pageSize=1: {len(body['data'])} agents, page object {'present' if 'page' in body else 'absent'}",
+            f"pageSize=1: {len(body['data'])} agents, page object: {'page' in body}",
         )
     else:
         result.add("pagination", None, NOT_DETERMINED, paged.describe())
@@ -274,9 +276,7 @@ def _read_points(target: Target, result: Conformance, unknown: str) -> None:
         f"unknown agent: {missing.status} {missing.media_type}",
     )
     seen = sorted({a["agent-sub-status"] for a in agents if "agent-sub-status" in a})
-    result.add(
-        "agent_sub_status_values", seen, READ_ONLY, f"{len(agents)} agents listed"
-    )
+    result.add("agent_sub_status_values", seen, READ_ONLY, f"{len(agents)} agents listed")
 
 
 def render_markdown(report: dict[str, Any]) -> str:

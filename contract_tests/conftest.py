@@ -28,9 +28,7 @@ from contract_tests.target import Target, open_target
 WORKER_OUTPUT = "agentstatus_kit"
 MARKER = "needs_control_plane"
 
-settings.register_profile(
-    "contract-ci", max_examples=20, stateful_step_count=12, deadline=None
-)
+settings.register_profile("contract-ci", max_examples=20, stateful_step_count=12, deadline=None)
 settings.register_profile(
     "contract-thorough", max_examples=200, stateful_step_count=30, deadline=None
 )
@@ -250,4 +248,3 @@ def control(target: Target) -> ControlPlane:
 @pytest.fixture
 def hypothesis_profile(kit: KitSession) -> settings:
     return settings.get_profile(f"contract-{kit.config.hypothesis_profile}")
-

@@ -74,7 +74,9 @@ class Exchange:
     def describe(self) -> str:
         """``PUT /tenants/…/agents/x -> 400 application/problem+json: {...}`` for messages."""
         excerpt = " ".join(self.text.split())[:EXCERPT_CHARS]
-        return f"{self.method} {self.path} -> {self.status} {self.media_type or '(none)'}: {excerpt}"
+        return (
+            f"{self.method} {self.path} -> {self.status} {self.media_type or '(none)'}: {excerpt}"
+        )
 
 
 class ResponseContract:
@@ -97,7 +99,13 @@ class ResponseContract:
             if exchange.operation is None or exchange.status == 405
             else validator.operation_by_id(exchange.operation)
         )
-        return validator.violations(operation, exchange.status, exchange.headers, exchange.body)
+        return validator.violations(
+            operation,
+            exchange.status,
+            exchange.body,
+            content_type=exchange.headers.get("content-type"),
+            headers=exchange.headers,
+        )
 
 
 class ApiTransport:
@@ -184,7 +192,8 @@ class ApiTransport:
         self.calls += 1
         exchange = Exchange(
             method=method,
-            path=path + ("" if not params else "?" + "&".join(f"{k}={v}" for k, v in params.items())),
+            path=path
+            + ("" if not params else "?" + "&".join(f"{k}={v}" for k, v in params.items())),
             operation=operation,
             status=response.status_code,
             headers={name.lower(): value for name, value in response.headers.items()},
@@ -234,7 +243,9 @@ class ApiTransport:
 
     def set_agent(self, agent_id: str, body: object) -> Exchange:
         self._before_write(self.guard.check_single(agent_id, body))
-        return self.send("PUT", self.agents_path(agent_id), operation="setagentstatus", json_body=body)
+        return self.send(
+            "PUT", self.agents_path(agent_id), operation="setagentstatus", json_body=body
+        )
 
     def bulk(self, method: str, body: object) -> Exchange:
         self._before_write(self.guard.check_bulk(method, body))

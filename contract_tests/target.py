@@ -9,7 +9,7 @@ each, and a ``ControlPlane`` only when the target is an emulator.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,8 +165,21 @@ class Target:
         """The statuses the kit may send: LOGGED_OUT only when allowed."""
         return [
             int(status)
-            for status in (AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE)
+            for status in (
+                AgentStatus.ON_BREAK,
+                AgentStatus.WAIT_TRANSACT,
+                AgentStatus.WORK_OFFLINE,
+            )
         ] + ([int(AgentStatus.LOGGED_OUT)] if self.config.allow_logout else [])
+
+    def writable_now(self, statuses: Iterable[int]) -> list[dict[str, Any]]:
+        """The writable agents whose current status is one of ``statuses``, as read now."""
+        wanted = {int(status) for status in statuses}
+        return [
+            agent
+            for agent in self.api.agents()
+            if agent["agent-id"] in self.writable and agent["agent-status"] in wanted
+        ]
 
     def discard(self, agent_ids: list[str]) -> None:
         """Remove agents a check created through the control plane; nothing to restore."""

@@ -12,11 +12,13 @@ from werkzeug.serving import make_server
 
 from mock_server.app import create_app
 from mock_server.capture import add_import_command
+from mock_server.context import EXTENSION
 from mock_server.fixtures import FixtureError, load_fixture
 from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.profiles import PROFILES
 from mock_server.server import is_loopback
 from mock_server.serving import GunicornServer, choose_store
+from mock_server.watch import FixtureWatcher
 
 ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
 
@@ -59,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_JOURNAL_SIZE,
         help=f"how many API exchanges /__admin/requests keeps (default {DEFAULT_JOURNAL_SIZE})",
+    )
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload --fixture when the file changes (a bad edit keeps the old state)",
     )
     serve.add_argument(
         "--workers",
@@ -113,6 +120,9 @@ def serve(args: argparse.Namespace) -> int:
     except FixtureError as error:
         print(f"agentstatus-mock: bad fixture: {error.detail}", file=sys.stderr)
         return 2
+    if args.watch and (args.fixture is None or args.workers > 1):
+        print("agentstatus-mock: --watch needs --fixture and a single worker.", file=sys.stderr)
+        return 2
     chosen = choose_store(args.state, args.workers)
     try:
         app = create_app(
@@ -139,11 +149,18 @@ def serve(args: argparse.Namespace) -> int:
             return 0
         server = make_server(args.host, args.port, app, threaded=True)
         announce(server.port)
+        watcher = (
+            FixtureWatcher(args.fixture, app.extensions[EXTENSION].backend).start()
+            if args.watch
+            else None
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
+            if watcher is not None:
+                watcher.stop()
             server.server_close()
         return 0
     finally:

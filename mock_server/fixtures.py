@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,21 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from mock_server.errors import InvalidRequest
+from mock_server.fixture_check import agent_check, split_agents
 from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
 
 DEMO_FIXTURE = "demo.yaml"
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when installed: the same documents, many times faster."""
 
 
 class FixtureError(InvalidRequest):
     """A fixture (file or control-plane body) that does not describe a valid tenant set."""
 
 
+@cache
 def _validator(definition: str | None = None) -> Draft202012Validator:
     schema = load_schema("fixture.schema.json")
     if definition is not None:
@@ -41,6 +46,8 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
 
 def validate_document(document: object, definition: str | None = None, where: str = "$") -> None:
     """Raise FixtureError naming the path of the first schema violation."""
+    if definition is None and _certainly_valid(document):
+        return
     error = best_match(_validator(definition).iter_errors(document))
     if error is not None:
         path = where + "".join(
@@ -49,10 +56,23 @@ def validate_document(document: object, definition: str | None = None, where: st
         raise FixtureError(f"{path}: {error.message}")
 
 
+def _certainly_valid(document: object) -> bool:
+    """The fast path for big fixtures: agents through the compiled check, the rest through
+    jsonschema. False sends the whole document through jsonschema (``fixture_check``)."""
+    check = agent_check()
+    split = split_agents(document)
+    if check is None or split is None:
+        return False
+    rest, agents = split
+    return all(map(check, agents)) and _validator().is_valid(rest)
+
+
 def parse_fixture_text(text: str, source: str) -> dict[str, Any]:
     """JSON or YAML text to a validated fixture document."""
     try:
-        document = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+        document = (
+            json.loads(text) if source.endswith(".json") else yaml.load(text, Loader=YAML_LOADER)
+        )
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise FixtureError(
             f"{source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {error}"

@@ -1,0 +1,75 @@
+"""The bare Flask baseline: what the server alone costs, to express the emulator as ratios.
+
+Run as ``python -m bench.baseline --workers N --port 0``: it serves under the very server the
+emulator uses with the same worker count (threaded werkzeug for 1, gunicorn otherwise) and
+prints ``listening on PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+from flask import Flask, Response, jsonify, request
+from werkzeug.serving import make_server
+
+from mock_server.serving import GunicornServer
+
+LIST_SIZE = 1_000
+
+
+def create_baseline_app() -> Flask:
+    """A small JSON read, a JSON write into a dict, and a 1,000-agent list (json and orjson)."""
+    app = Flask(__name__)
+    statuses: dict[str, Any] = {"agent-1": {"agent-id": "agent-1", "agent-status": 4}}
+    agents = [
+        {"agent-id": f"ag{number:07d}", "agent-status": 4, "name": f"Agent {number}"}
+        for number in range(LIST_SIZE)
+    ]
+
+    @app.get("/tiny/<agent_id>")
+    def tiny_get(agent_id: str) -> Response:
+        return jsonify(statuses.get(agent_id, {}))
+
+    @app.put("/tiny/<agent_id>")
+    def tiny_put(agent_id: str) -> Response:
+        body = request.get_json()
+        statuses[agent_id] = {"agent-id": agent_id, "agent-status": body["agent-status"]}
+        return jsonify({"reason": "OK"})
+
+    @app.get("/list/json")
+    def list_json() -> Response:
+        return jsonify({"data": agents})
+
+    @app.get("/list/orjson")
+    def list_orjson() -> Response:
+        return Response(orjson.dumps({"data": agents}), mimetype="application/json")
+
+    return app
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    app = create_baseline_app()
+
+    def announce(port: int) -> None:
+        print(f"listening on {port}", flush=True)
+
+    if args.workers > 1:
+        GunicornServer(
+            app, host="127.0.0.1", port=args.port, workers=args.workers, on_ready=announce
+        ).run()
+        return 0
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    announce(server.port)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

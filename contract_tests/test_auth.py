@@ -1,0 +1,75 @@
+"""Authentication and tenant isolation: who may call, and on which tenant's path."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_tests.control import ControlPlane
+from contract_tests.http import ApiTransport, Credentials
+from contract_tests.target import Target
+
+XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
+
+
+def list_with(api: ApiTransport, credentials: Credentials | None) -> int:
+    exchange = api.send(
+        "GET",
+        api.agents_path(),
+        operation="getagentsstatus",
+        credentials=credentials,
+        anonymous=credentials is None,
+    )
+    return exchange.status
+
+
+def test_the_right_credentials_are_accepted(api: ApiTransport) -> None:
+    assert list_with(api, api.credentials) == 200
+
+
+def test_a_wrong_token_is_401(api: ApiTransport) -> None:
+    wrong = Credentials(api.credentials.username, api.credentials.token + "-wrong")
+    assert list_with(api, wrong) == 401
+
+
+def test_an_unknown_user_is_401(api: ApiTransport) -> None:
+    assert list_with(api, Credentials("kit-no-such-user", api.credentials.token)) == 401
+
+
+def test_no_authorization_header_is_401(api: ApiTransport) -> None:
+    assert list_with(api, None) == 401
+
+
+def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -> None:
+    api = target.api
+    other = api.agents_path(tenant=target.other_tenant())
+    for path, operation in ((other, "getagentsstatus"), (other + "/ag1", "getagentstatus")):
+        exchange = api.send("GET", path, operation=operation)
+        assert exchange.status == 403, f"another tenant's path: {exchange.describe()}"
+
+
+@pytest.mark.needs_control_plane("a live tenant cannot switch its Agent Status API off on demand")
+def test_a_tenant_whose_api_is_disabled_gets_the_guides_xml_403(
+    fresh: Target, control: ControlPlane
+) -> None:
+    control.set_api_enabled(False)
+    try:
+        exchange = fresh.api.list_agents()
+    finally:
+        control.set_api_enabled(True)
+    assert (exchange.status, exchange.media_type, exchange.body) == (
+        403,
+        "application/xml",
+        XML_FORBIDDEN,
+    )
+
+
+@pytest.mark.needs_control_plane("rotating a live token would lock out its owner")
+def test_a_new_token_replaces_the_old_one_at_once(fresh: Target, control: ControlPlane) -> None:
+    api = fresh.api
+    new = Credentials(api.credentials.username, control.rotate_token())
+    try:
+        assert list_with(api, new) == 200
+        assert list_with(api, api.credentials) == 401
+    finally:
+        control.reset_tenant()
+    assert list_with(api, api.credentials) == 200

@@ -1,0 +1,162 @@
+"""The kit's own safety: the write guard, the restore, the contract hook, secrets kept out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract_tests.config import report_paths
+from contract_tests.conformance import POINTS, assemble, render_markdown
+from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
+from contract_tests.http import ApiTransport, Exchange, ResponseContract
+from contract_tests.target import Target, code_of, not_applicable, same_state
+
+
+def guarded(target: Target, writable: frozenset[str], allow_logout: bool = False) -> ApiTransport:
+    """A second transport on the same target, with its own guard and ledger."""
+    return ApiTransport(
+        target.api.base_url,
+        target.api.tenant,
+        target.api.credentials,
+        contract=target.api.contract,
+        guard=WriteGuard(writable, allow_logout),
+        ledger=RestoreLedger(),
+    )
+
+
+def test_the_guard_refuses_an_agent_not_writable_and_sends_nothing(target: Target) -> None:
+    listed = list(target.initial)
+    if len(listed) < 2:
+        not_applicable("needs a tenant with two agents")
+    allowed, other = listed[0], listed[1]
+    api = guarded(target, frozenset({allowed}))
+    with pytest.raises(WriteRefused, match=other):
+        api.set_agent(other, {"agent-status": 3})
+    with pytest.raises(WriteRefused, match=other):
+        api.bulk("POST", {"agents": [{"agent-id": allowed}, {"agent-id": other}]})
+    with pytest.raises(WriteRefused, match="'agents' array"):
+        api.bulk("POST", {"agents": "everyone"})
+    assert api.calls == 0
+
+
+@pytest.mark.parametrize("status", [1, 1.0, "1"])
+def test_the_guard_never_sends_logged_out_unless_allowed(target: Target, status: object) -> None:
+    agent = next(iter(target.initial))
+    api = guarded(target, frozenset({agent}))
+    with pytest.raises(WriteRefused, match="LOGGED_OUT"):
+        api.set_agent(agent, {"agent-status": status})
+    with pytest.raises(WriteRefused, match="LOGGED_OUT"):
+        api.bulk("POST", {"agents": [{"agent-id": agent, "agent-status": status}]})
+    assert api.calls == 0
+    assert WriteGuard(frozenset({agent}), allow_logout=True).check_single(
+        agent, {"agent-status": status}
+    ) == [agent]
+
+
+def test_the_guard_lets_through_only_ids_the_target_answered_404_for(target: Target) -> None:
+    api = guarded(target, frozenset())
+    invented = "agKitNeverSeenBefore0001"
+    with pytest.raises(WriteRefused, match=invented):
+        api.guard.check_single(invented, {"agent-status": 3})
+    assert api.get_agent(invented).status == 404
+    assert api.guard.check_single(invented, {"agent-status": 3}) == []
+    with pytest.raises(WriteRefused, match="bulk"):
+        api.guard.check_bulk("PUT", {"agents": [{"agent-id": invented}]})
+
+
+def test_the_first_write_to_an_agent_records_where_it_started(target: Target) -> None:
+    joined = target.writable_now([3, 4, 5])
+    if not joined:
+        not_applicable("no writable agent in 3, 4 or 5")
+    agent = joined[0]
+    target.ledger.remember(agent["agent-id"], agent)  # the session still puts it back
+    api = guarded(target, frozenset({agent["agent-id"]}))
+    status = agent["agent-status"]
+    code = target.codebook(agent["agent-id"]).valid
+    body = {"agent-status": status, **(code[0].fields() if code else {})}
+    api.set_agent(agent["agent-id"], body)
+    assert api.ledger.starts() == {agent["agent-id"]: agent}
+
+
+@pytest.mark.needs_control_plane("moves agents where the API cannot bring them back")
+def test_restore_puts_agents_back_and_reports_what_the_api_cannot(fresh: Target) -> None:
+    # Agents that show a code of their group, so every profile takes the sets below.
+    with_codes = [
+        a
+        for a in fresh.writable_now([3, 4, 5])
+        if code_of(a) and fresh.codebook(a["agent-id"]).valid
+    ]
+    movable, leaving = with_codes[0], with_codes[1]
+    started = {a["agent-id"]: a["agent-status"] for a in (movable, leaving)}
+    api = guarded(fresh, frozenset(started), allow_logout=True)
+    code = fresh.codebook(movable["agent-id"]).valid[-1].fields()
+    other = next(s for s in (3, 4, 5) if s != movable["agent-status"])
+    assert api.set_agent(movable["agent-id"], {"agent-status": other, **code}).status == 200
+    code = fresh.codebook(leaving["agent-id"]).valid[0].fields()
+    assert api.set_agent(leaving["agent-id"], {"agent-status": 1, **code}).status == 200
+    without_control = Target(fresh.config, api, None, fresh.initial, list(started))
+
+    problems = without_control.restore()
+
+    assert without_control.ledger.restored == [movable["agent-id"]]
+    assert [problem.agent_id for problem in problems] == [leaving["agent-id"]]
+    assert "cannot move an agent from 1 LOGGED_OUT" in problems[0].why
+    assert same_state(fresh.api.agent_body(movable["agent-id"]), movable)
+    assert fresh.api.agent_body(leaving["agent-id"])["agent-status"] == 1
+    with_control = Target(
+        fresh.config, api, fresh.control, fresh.initial, [], admin_agents=fresh.admin_agents
+    )
+    api.ledger.problems.clear()
+    assert with_control.restore() == []
+    assert same_state(fresh.api.agent_body(leaving["agent-id"]), leaving)
+
+
+def test_the_contract_hook_names_what_a_response_breaks() -> None:
+    contract = ResponseContract()
+    bad_agent = Exchange(
+        "GET",
+        "/tenants/t/agentstatus/agents",
+        "getagentsstatus",
+        200,
+        {"content-type": "application/json", "x-request-id": "0" * 32},
+        b'{"data": [{"agent-id": "a", "agent-status": 13}]}',
+    )
+    assert any("agent-status" in v for v in contract.violations(bad_agent))
+    teapot = Exchange("GET", "/x", "getagentstatus", 418, {}, b"")
+    assert contract.violations(teapot) == ["status 418 is not declared for getagentstatus"]
+    empty_success = Exchange("PUT", "/x", "setagentstatus", 200, {"x-request-id": "a" * 32}, b"")
+    assert contract.violations(empty_success) == []
+
+
+def test_secrets_never_show(target: Target) -> None:
+    token = target.config.token
+    assert token not in repr(target.config)
+    assert token not in repr(target.api.credentials)
+    header = target.api.credentials.header()
+    assert target.api.redact(f"echo {token} and {header}") == "echo *** and ***"
+
+
+def test_the_report_names_every_point_and_every_agent_not_restored() -> None:
+    points = [
+        {"title": title, "observed": None, "variant": "x", "how": "y", "evidence": "a|b"}
+        for title, _, _ in POINTS.values()
+    ]
+    report = assemble(
+        {"target": "t", "points": points, "contract_violations": []},
+        "t",
+        ["ag1: started 4 WAIT_TRANSACT, now 1 LOGGED_OUT: no way back"],
+        [],
+        [],
+    )
+    text = render_markdown(report)
+    for title, _, _ in POINTS.values():
+        assert f"| {title} |" in text
+    assert "**ag1: started 4 WAIT_TRANSACT" in text
+    assert "a\\|b" in text
+
+
+def test_report_paths_accept_a_stem_or_either_suffix() -> None:
+    expected = (Path("out/r.json"), Path("out/r.md"))
+    for given in ("out/r", "out/r.json", "out/r.md"):
+        assert report_paths(Path(given)) == expected

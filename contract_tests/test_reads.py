@@ -1,0 +1,67 @@
+"""Reads: the list, one agent, an unknown agent, the group filter, and that they agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_tests.conformance import Conformance
+from contract_tests.control import ControlPlane
+from contract_tests.http import ApiTransport
+from contract_tests.target import Target, not_applicable
+
+LIVE_READ_SAMPLE = 10
+
+
+def test_the_list_names_each_agent_once(api: ApiTransport) -> None:
+    exchange = api.list_agents()
+    assert exchange.status == 200, exchange.describe()
+    ids = [agent["agent-id"] for agent in exchange.json()["data"]]
+    assert len(ids) == len(set(ids)), f"agents listed twice: {sorted(ids)}"
+
+
+def test_each_agent_reads_alone_as_the_list_shows_it(target: Target) -> None:
+    listed = target.api.agents()
+    if not listed:
+        not_applicable("the tenant has no agents")
+    sample = listed[:LIVE_READ_SAMPLE] if target.config.live else listed
+    for agent in sample:
+        alone = target.api.agent_body(agent["agent-id"])
+        assert alone == agent, f"list and get disagree on {agent['agent-id']}"
+
+
+def test_an_unknown_agent_is_404(target: Target) -> None:
+    exchange = target.api.get_agent("agKitNoSuchAgentAtAll000")
+    assert exchange.status == 404, exchange.describe()
+
+
+def test_every_agent_the_run_may_change_exists(target: Target) -> None:
+    named = target.config.write_agents
+    if named is None:
+        not_applicable("every agent of an emulator may be changed")
+    missing = sorted(set(named) - set(target.initial))
+    assert not missing, f"AGENTSTATUS_WRITE_AGENTS names agents the tenant does not list: {missing}"
+
+
+def test_an_unknown_group_filters_to_nothing_or_is_ignored(
+    api: ApiTransport, conformance: Conformance
+) -> None:
+    everyone = api.agents()
+    filtered = api.list_agents({"groupId": "kit-no-such-group"})
+    assert filtered.status == 200, filtered.describe()
+    expected = [] if conformance.value("group_filter") else everyone
+    assert filtered.json()["data"] == expected
+
+
+@pytest.mark.needs_control_plane("only the control plane tells which agent is in which group")
+def test_the_group_filter_lists_exactly_the_groups_agents(
+    fresh: Target, control: ControlPlane, conformance: Conformance
+) -> None:
+    if not conformance.value("group_filter"):
+        not_applicable("this target ignores groupId (as the guide describes no filter)")
+    state = control.tenant_state()
+    for group in state["groups"]:
+        members = [a["agent-id"] for a in state["agents"] if a["group-id"] == group["id"]]
+        exchange = fresh.api.list_agents({"groupId": str(group["id"])})
+        assert exchange.status == 200, exchange.describe()
+        listed = [agent["agent-id"] for agent in exchange.json()["data"]]
+        assert listed == members, f"groupId={group['id']}"

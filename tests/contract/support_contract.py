@@ -1,0 +1,55 @@
+"""What the contract tests share: the vendor's reference files and this project's documents."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+GUIDE = REFERENCE / "cc-managing-agent-status.md"
+OFFICIAL_OPENAPI = REFERENCE / "official-openapi.json"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def official_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(OFFICIAL_OPENAPI.read_text(encoding="utf-8"))
+    return document
+
+
+def guide_example(heading: str) -> Any:
+    """The JSON of the first code block under a ``### heading`` of the guide (a curl
+    ``--data-raw`` body, or a JSON block), parsed from the guide itself."""
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text.split(f"### {heading}\n", 1)[1]
+    block = re.search(r"```(\w+)\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None, f"no code block under {heading!r}"
+    language, code = block.groups()
+    if language == "curl":
+        raw = re.search(r"--data-raw '(.*)'", code, flags=re.DOTALL)
+        assert raw is not None, f"no --data-raw body under {heading!r}"
+        code = raw.group(1)
+    return json.loads(code)
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(METHOD, path) → operation object."""
+    return {
+        (method.upper(), path): item[method]
+        for path, item in document["paths"].items()
+        for method in HTTP_METHODS
+        if method in item
+    }
+
+
+def parameters(document: dict[str, Any], path: str, method: str) -> set[tuple[str, str]]:
+    """(name, in) of the parameters of an operation, path-level ones included."""
+    item = document["paths"][path]
+    found = set()
+    for parameter in [*item.get("parameters", []), *item[method.lower()].get("parameters", [])]:
+        if "$ref" in parameter:
+            name = parameter["$ref"].rsplit("/", 1)[1]
+            parameter = document["components"]["parameters"][name]
+        found.add((parameter["name"], parameter["in"]))
+    return found

@@ -1,0 +1,79 @@
+"""The contract kit catches a broken emulator, and names the rule that broke.
+
+Each case starts ``tests/kit/broken_emulator.py`` with one rule flipped in its own process,
+runs the kit against it through ``--agentstatus-emulator-url`` (so the kit keeps the true rule
+table) and expects the run to fail with a message naming the broken rule.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KIT_TIMEOUT_SECONDS = 120
+# Variables that would point the kit at a live tenant: never inherited here.
+LIVE_VARIABLES = ("AGENTSTATUS_BASE_URL", "AGENTSTATUS_WRITE_AGENTS", "AGENTSTATUS_TOKEN")
+
+CASES = {
+    "1->4 allowed": "1 LOGGED_OUT -> 4 WAIT_TRANSACT with a status code of the agent's group: "
+    "the rule table refuses this transition, but the target answered 200",
+    "4->3 refused": "4 WAIT_TRANSACT -> 3 ON_BREAK with a status code of the agent's group: "
+    "the rule table allows this transition, but the target answered 400",
+    "bulk limit ignored": "bulk_limit: the profile claims 100, the target does None",
+    "status-code list not checked": "a status-code list not assigned to the agent's group "
+    "must be refused; the target answered PUT",
+    "unknown agent 500 in bulk": "an unknown agent in a bulk must be a per-entry 404",
+}
+
+
+@pytest.fixture
+def broken_emulator(request: pytest.FixtureRequest) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.kit.broken_emulator", request.param],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("broken_emulator", "message"), list(CASES.items()), indirect=["broken_emulator"]
+)
+def test_the_kit_fails_naming_the_broken_rule(broken_emulator: str, message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in LIVE_VARIABLES}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "contract_tests",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--agentstatus-emulator-url",
+            broken_emulator,
+            "--deselect",
+            "contract_tests/test_conformance.py::test_each_profiles_report_matches_its_claims",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=KIT_TIMEOUT_SECONDS,
+    )
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert message in run.stdout, run.stdout[-5000:]
