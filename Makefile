@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run test lint typecheck fuzz clean bench
+.PHONY: install run test lint typecheck fuzz contract-live clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +19,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/agentstatus-mock serve --host $(HOST) --port $(PORT)
 
+# The contract kit against the emulator in the two strict profiles (`pytest -n 2` above runs it
+# in the default one); never against a live tenant, whatever the shell exports.
+KIT_ON_EMULATOR := AGENTSTATUS_BASE_URL= AGENTSTATUS_EMULATOR_URL=
+REPORT ?= contract-report
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
+	$(KIT_ON_EMULATOR) $(BIN)/python -m pytest -n 2 contract_tests --emulator-profile guide
+	$(KIT_ON_EMULATOR) $(BIN)/python -m pytest -n 2 contract_tests --emulator-profile reference
 	AGENTSTATUS_TEST_STORE=sqlite $(BIN)/python -m pytest -n 2 $(SQLITE_TESTS)
 
 # The rule-heavy files run a second time on the SQLite state store (as `--workers N` uses).
 SQLITE_TESTS := tests/test_transitions.py tests/test_bulk.py tests/test_set_status.py tests/test_auth.py
 
-# Throughput and latency of every serving mode against a bare Flask baseline (bench/README.md).
+# Throughput and latency of every serving mode against a bare Flask baseline (README: Serving).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
@@ -48,3 +55,9 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The contract kit against a live tenant: AGENTSTATUS_BASE_URL, _TENANT, _USERNAME and _TOKEN
+# must be set (README, "Checking a live tenant"); writes the report to $(REPORT).json and .md.
+contract-live: $(STAMP)
+	@test -n "$$AGENTSTATUS_BASE_URL" || { echo "set AGENTSTATUS_BASE_URL (and _TENANT, _USERNAME, _TOKEN)"; exit 2; }
+	$(BIN)/python -m pytest contract_tests -p no:xdist --report $(REPORT)

@@ -54,7 +54,16 @@ def _wrk(request: Request, connections: int, seconds: float) -> Result:
     with tempfile.TemporaryDirectory() as directory:
         script = Path(directory) / "request.lua"
         script.write_text("\n".join(lines) + "\n")
-        command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+        command = [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--latency",
+        ]
         output = subprocess.run(
             [*command, "-s", str(script), request.url],
             capture_output=True,
@@ -85,8 +94,10 @@ def _match(pattern: str, text: str) -> str:
 
 
 def _latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
-    return float(value) * UNITS[unit]
+    found = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    if found is None:
+        raise RuntimeError(f"wrk output without the {percentile} latency:\n{output}")
+    return float(found.group(1)) * UNITS[found.group(2)]
 
 
 def _python(request: Request, connections: int, seconds: float) -> Result:

@@ -145,6 +145,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if kit.config.report is not None:
         json_path, md_path = report_paths(kit.config.report)
         report = kit.report()
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         md_path.write_text(render_markdown(report), encoding="utf-8")
 

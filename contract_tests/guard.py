@@ -40,7 +40,7 @@ class WriteGuard:
         self._absent: set[str] = set()
 
     def mark_absent(self, agent_id: str) -> None:
-        """The target answered 404 for this id, so a write naming it cannot change an agent."""
+        """The target has no such agent (a 404, or not in the full list): writes cannot hurt."""
         self._absent.add(agent_id)
 
     def is_absent(self, agent_id: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -279,6 +279,6 @@ def open_target(config: KitConfig, api_root: str, control: ControlPlane | None) 
     )
 
 
-def not_applicable(reason: str) -> None:
+def not_applicable(reason: str) -> NoReturn:
     """Report a check as not applicable to this target: shown in the summary and the report."""
     pytest.skip(f"not applicable to this target: {reason}")

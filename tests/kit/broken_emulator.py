@@ -50,7 +50,8 @@ def status_code_list_not_checked() -> Profile:
         except InvalidRequest as refusal:
             if "status code list id is invalid" not in refusal.detail:
                 raise
-            return tenant.status_code_lists[change.list_id].items.get(change.item_id)
+            short: str | None = tenant.status_code_lists[change.list_id].items.get(change.item_id)
+            return short
 
     models._check_status_code = unchecked
     return DEFAULT

@@ -1,0 +1,258 @@
+"""The benchmark: each serving mode and a bare Flask baseline under the same server, driven on
+127.0.0.1 by a bounded load generator; large-tenant costs measured in-process.
+
+Results go to ``bench/results/latest.json`` and a chart ``bench/results/list-throughput.png``.
+Targets are reported as pass/fail here, never asserted by the test suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import requests
+
+from bench.fixtures import bench_fixture, big_tenant_id
+from bench.load import Request, Result, drive, generator_name
+from bench.scale import measure_all
+
+RESULTS = Path(__file__).parent / "results"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+CONNECTIONS = 16
+DEMO = "acmecorp01"
+DEMO_AUTH = "Basic " + base64.b64encode(b"myclientId:nevertellanyone").decode()
+BOB = "agAQDqmvKiRbG4ekigNSmbbb"
+BIN = Path(sys.executable).parent
+MODES = {
+    "werkzeug, 1 process, memory": ["--workers", "1"],
+    "gunicorn, 2 workers, SQLite": ["--workers", "2"],
+}
+
+
+@contextmanager
+def started(command: list[str], marker: str) -> Iterator[int]:
+    """A server subprocess in its own process group; yields the port it printed."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if marker in line:
+                port = int(line.strip().rsplit(":", 1)[-1].split("/")[0].split()[-1])
+                break
+        else:
+            raise RuntimeError(f"{command[0]} did not start")
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _big_auth(size: int) -> str:
+    return "Basic " + base64.b64encode(f"bench{size}user:bench{size}token".encode()).decode()
+
+
+def emulator_requests(base: str) -> dict[str, Request]:
+    json_type = {"Content-Type": "application/json"}
+    demo = {"Authorization": DEMO_AUTH}
+    agents = f"{base}/api/v1/tenants/{DEMO}/agentstatus/agents"
+    bulk_body = {"agents": [{"agent-id": f"ag1000x{n:07d}", "agent-status": 4} for n in range(100)]}
+    big = {
+        size: f"{base}/api/v1/tenants/{big_tenant_id(size)}/agentstatus/agents"
+        for size in (1000, 10000)
+    }
+    return {
+        "list demo (20 agents)": Request("GET", agents, demo),
+        "list 1,000 agents": Request("GET", big[1000], {"Authorization": _big_auth(1000)}),
+        "list 10,000 agents": Request("GET", big[10000], {"Authorization": _big_auth(10000)}),
+        "get one": Request("GET", f"{agents}/{BOB}", demo),
+        "set one": Request("PUT", f"{agents}/{BOB}", {**demo, **json_type}, b'{"agent-status": 4}'),
+        "bulk of 100": Request(
+            "PUT",
+            f"{big[1000]}/bulk",
+            {"Authorization": _big_auth(1000), **json_type},
+            orjson.dumps(bulk_body),
+        ),
+    }
+
+
+def baseline_requests(base: str) -> dict[str, Request]:
+    return {
+        "baseline get": Request("GET", f"{base}/tiny/agent-1", {}),
+        "baseline put": Request(
+            "PUT",
+            f"{base}/tiny/agent-1",
+            {"Content-Type": "application/json"},
+            b'{"agent-status": 4}',
+        ),
+        "baseline list 1,000 (json)": Request("GET", f"{base}/list/json", {}),
+        "baseline list 1,000 (orjson)": Request("GET", f"{base}/list/orjson", {}),
+    }
+
+
+def run_all(requests_by_name: dict[str, Request]) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for name, request in requests_by_name.items():
+        warm = requests.request(
+            request.method, request.url, headers=request.headers, data=request.body, timeout=30
+        )
+        if not 200 <= warm.status_code < 300:
+            raise RuntimeError(f"{name}: {warm.status_code} {warm.text[:200]}")
+        result: Result = drive(request, CONNECTIONS, SECONDS)
+        results[name] = asdict(result)
+        print(
+            f"  {name:32} {result.requests_per_second:9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+            f"  p99 {result.p99_ms:6.2f} ms  non-2xx {result.failures}",
+            flush=True,
+        )
+    return results
+
+
+def ratios(mode: dict[str, dict[str, Any]]) -> dict[str, float]:
+    def rps(name: str) -> float:
+        return float(mode[name]["requests_per_second"])
+
+    get, put = rps("baseline get"), rps("baseline put")
+    return {
+        "list demo / baseline get": rps("list demo (20 agents)") / get,
+        "get one / baseline get": rps("get one") / get,
+        "set one / baseline put": rps("set one") / put,
+        "bulk of 100 / baseline put": rps("bulk of 100") / put,
+        "list 1,000 / baseline get": rps("list 1,000 agents") / get,
+        "list 10,000 / baseline get": rps("list 10,000 agents") / get,
+        "baseline list 1,000 json / baseline get": rps("baseline list 1,000 (json)") / get,
+        "baseline list 1,000 orjson / baseline get": rps("baseline list 1,000 (orjson)") / get,
+    }
+
+
+def targets(mode: dict[str, dict[str, Any]], ratio: dict[str, float]) -> dict[str, bool]:
+    return {
+        "list demo >= 80% of baseline": ratio["list demo / baseline get"] >= 0.8,
+        "get one >= 80% of baseline": ratio["get one / baseline get"] >= 0.8,
+        "set one >= 70% of baseline": ratio["set one / baseline put"] >= 0.7,
+        "list 1,000 >= bare orjson list ratio": ratio["list 1,000 / baseline get"]
+        >= ratio["baseline list 1,000 orjson / baseline get"],
+        "get one p99 < 10 ms": mode["get one"]["p99_ms"] < 10,
+        "set one p99 < 10 ms": mode["set one"]["p99_ms"] < 10,
+    }
+
+
+def machine() -> dict[str, Any]:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    return {
+        "nproc": os.cpu_count(),
+        "lscpu": lscpu.splitlines()[:10],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def chart(report: dict[str, Any], path: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib not installed (pip install -e '.[bench]'): no chart"
+    sizes = [20, 1000, 10000]
+    names = ["list demo (20 agents)", "list 1,000 agents", "list 10,000 agents"]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for mode, results in report["modes"].items():
+        axes.plot(
+            sizes, [results["emulator"][n]["requests_per_second"] for n in names], "o-", label=mode
+        )
+        orjson_rps = results["baseline"]["baseline list 1,000 (orjson)"]["requests_per_second"]
+        axes.plot(
+            [1000], [orjson_rps], "x", markersize=10, label=f"bare Flask orjson 1,000 ({mode})"
+        )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("agents in the tenant")
+    axes.set_ylabel("list requests/s")
+    axes.set_title(f"GET agents: throughput vs tenant size ({CONNECTIONS} connections)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return str(path)
+
+
+def main() -> int:
+    begun = time.monotonic()
+    RESULTS.mkdir(exist_ok=True)
+    print(f"load generator: {generator_name()}; {CONNECTIONS} connections, {SECONDS:g} s per run")
+    report: dict[str, Any] = {
+        "generator": generator_name(),
+        "connections": CONNECTIONS,
+        "seconds_per_run": SECONDS,
+        "machine": machine(),
+        "modes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="agentstatus-bench-") as directory:
+        fixture = Path(directory) / "bench-fixture.json"
+        fixture.write_bytes(orjson.dumps(bench_fixture(1000, 10000)))
+        for mode, flags in MODES.items():
+            workers = flags[1]
+            print(f"{mode}:", flush=True)
+            with started(
+                [sys.executable, "-m", "bench.baseline", "--workers", workers], "listening on"
+            ) as port:
+                baseline = run_all(baseline_requests(f"http://127.0.0.1:{port}"))
+            command = [
+                str(BIN / "agentstatus-mock"),
+                "serve",
+                "--port",
+                "0",
+                "--fixture",
+                str(fixture),
+                *flags,
+            ]
+            if workers != "1":
+                command += ["--state", str(Path(directory) / f"state-{workers}.sqlite")]
+            with started(command, "Agent Status API emulator on") as port:
+                emulator = run_all(emulator_requests(f"http://127.0.0.1:{port}"))
+            results: dict[str, Any] = {"baseline": baseline, "emulator": emulator}
+            ratio = ratios({**baseline, **emulator})
+            results["ratios"] = {key: round(value, 3) for key, value in ratio.items()}
+            results["targets"] = targets(emulator, ratio)
+            report["modes"][mode] = results
+    print("large tenants (in-process):", flush=True)
+    report["scale"] = measure_all()
+    for row in report["scale"]:
+        print(f"  {json.dumps(row)}")
+    report["chart"] = chart(report, RESULTS / "list-throughput.png")
+    report["runtime_seconds"] = round(time.monotonic() - begun, 1)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    for mode, results in report["modes"].items():
+        print(f"{mode}:")
+        for key, value in results["ratios"].items():
+            print(f"  {key:45} {value:6.2f}")
+        for key, passed in results["targets"].items():
+            print(f"  target {key:38} {'PASS' if passed else 'FAIL'}")
+    print(
+        f"chart: {report['chart']}; results: {RESULTS / 'latest.json'}; "
+        f"{report['runtime_seconds']} s"
+    )
+    return 0
