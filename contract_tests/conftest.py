@@ -130,7 +130,10 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """After the session's finalizers (so after the restore): hand over or write the report."""
+    """After the session's finalizers (so after the restore): hand over or write the report.
+
+    An agent left changed fails the run even when every check passed.
+    """
     kit = session.config.stash[KIT]
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
@@ -142,6 +145,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             }
         )
         return
+    if kit.not_restored and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if kit.config.report is not None:
         json_path, md_path = report_paths(kit.config.report)
         report = kit.report()

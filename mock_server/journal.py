@@ -2,7 +2,9 @@
 
 A bounded ring buffer (oldest entries fall out), so a long-running emulator stays small.
 Credentials never enter it: ``Authorization``-like headers keep only their scheme
-(``Basic ***``). Entries are plain JSON-ready dicts, the shape ``GET /__admin/requests`` shows.
+(``Basic ***``), masked as the exchange is recorded. Recording keeps raw bytes only; bodies are
+parsed and the JSON shape of ``GET /__admin/requests`` is built when somebody reads the
+journal, so the journal costs the hot path almost nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from mock_server.errors import InvalidRequest
 
@@ -30,12 +34,21 @@ def mask_header(name: str, value: str) -> str:
     return f"{scheme} {MASK}" if space and name.lower().endswith("authorization") else MASK
 
 
-def recorded_body(raw: bytes, content_type: str | None) -> Any:
+def masked_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, mask_header(name, value)) for name, value in headers]
+
+
+def kept_body(raw: bytes) -> bytes | int:
+    """What an exchange keeps of a body: the bytes, or only their count when too large."""
+    return len(raw) if len(raw) > MAX_RECORDED_BODY else raw
+
+
+def recorded_body(raw: bytes | int, content_type: str | None) -> Any:
     """A body as the journal keeps it: parsed JSON when it parses, else text; None when empty."""
+    if isinstance(raw, int):
+        return f"<{raw} bytes, not recorded>"
     if not raw:
         return None
-    if len(raw) > MAX_RECORDED_BODY:
-        return f"<{len(raw)} bytes, not recorded>"
     text = raw.decode("utf-8", errors="replace")
     if content_type is not None and "json" in content_type:
         try:
@@ -43,6 +56,74 @@ def recorded_body(raw: bytes, content_type: str | None) -> Any:
         except ValueError:
             return text
     return text
+
+
+def _content_type(headers: Iterable[tuple[str, str]]) -> str | None:
+    return next((value for name, value in headers if name.lower() == "content-type"), None)
+
+
+def bulk_agent_ids(body: Any) -> list[str]:
+    if not isinstance(body, dict) or not isinstance(body.get("agents"), list):
+        return []
+    return [
+        entry["agent-id"]
+        for entry in body["agents"]
+        if isinstance(entry, dict) and isinstance(entry.get("agent-id"), str)
+    ]
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One API request and its answer as recorded: raw, masked, not yet parsed."""
+
+    method: str
+    path: str
+    query: str
+    tenant: str | None
+    agent: str | None
+    fault: str | None
+    request_headers: list[tuple[str, str]]
+    request_body: bytes | int
+    started: float = field(default_factory=lambda: datetime.now(UTC).timestamp())
+    outcome: str = "answered"
+    status: int | None = None
+    duration_ms: float = 0.0
+    response_headers: list[tuple[str, str]] | None = None
+    response_body: bytes | int = b""
+    id: int = 0
+
+    def agents(self) -> list[str]:
+        """The agent in the path, or every agent-id of a bulk body."""
+        if self.agent is not None:
+            return [self.agent]
+        return bulk_agent_ids(recorded_body(self.request_body, _content_type(self.request_headers)))
+
+    def to_json(self) -> dict[str, Any]:
+        response = None
+        if self.response_headers is not None:
+            response = {
+                "headers": dict(self.response_headers),
+                "body": recorded_body(self.response_body, _content_type(self.response_headers)),
+            }
+        return {
+            "id": self.id,
+            "time": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="milliseconds"),
+            "method": self.method,
+            "path": self.path,
+            "query": parse_qs(self.query, keep_blank_values=True),
+            "tenant": self.tenant,
+            "agent": self.agent,
+            "agents": self.agents(),
+            "fault": self.fault,
+            "request": {
+                "headers": dict(self.request_headers),
+                "body": recorded_body(self.request_body, _content_type(self.request_headers)),
+            },
+            "status": self.status,
+            "outcome": self.outcome,
+            "duration-ms": self.duration_ms,
+            "response": response,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +152,13 @@ class JournalFilter:
             status=None if status is None else int(status),
         )
 
-    def accepts(self, entry: Mapping[str, Any]) -> bool:
+    def accepts(self, exchange: Exchange) -> bool:
         return (
-            (self.method is None or entry["method"] == self.method)
-            and (self.path is None or str(entry["path"]).startswith(self.path))
-            and (self.tenant is None or entry["tenant"] == self.tenant)
-            and (self.agent is None or self.agent in entry["agents"])
-            and (self.status is None or entry["status"] == self.status)
+            (self.method is None or exchange.method == self.method)
+            and (self.path is None or exchange.path.startswith(self.path))
+            and (self.tenant is None or exchange.tenant == self.tenant)
+            and (self.status is None or exchange.status == self.status)
+            and (self.agent is None or self.agent in exchange.agents())
         )
 
 
@@ -89,18 +170,20 @@ class Journal:
             raise ValueError(f"the journal size must be at least 1, got {size}")
         self.size = size
         self._lock = threading.Lock()
-        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self._entries: deque[Exchange] = deque(maxlen=size)
         self._next = 1
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, exchange: Exchange) -> None:
         with self._lock:
-            self._entries.append({"id": self._next, **entry})
+            exchange.id = self._next
+            self._entries.append(exchange)
             self._next += 1
 
     def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]:
         chosen = where or JournalFilter()
         with self._lock:
-            return [entry for entry in self._entries if chosen.accepts(entry)]
+            exchanges = list(self._entries)
+        return [exchange.to_json() for exchange in exchanges if chosen.accepts(exchange)]
 
     def clear(self, where: JournalFilter | None = None) -> int:
         """Drop the matching entries (all by default); returns how many went."""

@@ -16,10 +16,8 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
@@ -31,10 +29,11 @@ from mock_server.errors import ApiNotEnabled
 from mock_server.faults import Fault, FaultRegistry, Target
 from mock_server.journal import (
     DEFAULT_JOURNAL_SIZE,
+    Exchange,
     Journal,
     JournalFilter,
-    mask_header,
-    recorded_body,
+    kept_body,
+    masked_headers,
 )
 from mock_server.responses import json_response
 
@@ -90,16 +89,6 @@ def _buffer_body(environ: WSGIEnvironment) -> bytes:
         return b""
     environ["wsgi.input"] = io.BytesIO(raw)
     return raw
-
-
-def _bulk_agents(body: Any) -> list[str]:
-    if not isinstance(body, dict) or not isinstance(body.get("agents"), list):
-        return []
-    return [
-        entry["agent-id"]
-        for entry in body["agents"]
-        if isinstance(entry, dict) and isinstance(entry.get("agent-id"), str)
-    ]
 
 
 def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
@@ -165,32 +154,28 @@ class TestDoubleMiddleware:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        raw = _buffer_body(environ)
-        request_headers = EnvironHeaders(environ)
-        request_body = recorded_body(raw, environ.get("CONTENT_TYPE"))
         target = _target(method, path)
         fault = self.faults.select(target)
-        entry: dict[str, Any] = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "method": method,
-            "path": path,
-            "query": parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-            "tenant": target.tenant,
-            "agent": target.agent,
-            "agents": [target.agent] if target.agent else _bulk_agents(request_body),
-            "fault": None if fault is None else fault.id,
-            "request": {
-                "headers": {name: mask_header(name, value) for name, value in request_headers},
-                "body": request_body,
-            },
-        }
+        exchange = Exchange(
+            method=method,
+            path=path,
+            query=environ.get("QUERY_STRING", ""),
+            tenant=target.tenant,
+            agent=target.agent,
+            fault=None if fault is None else fault.id,
+            request_headers=masked_headers(EnvironHeaders(environ).items()),
+            request_body=kept_body(_buffer_body(environ)),
+        )
         try:
             status, headers, payload = self._answer(environ, fault)
         except (ConnectionDropped, SimulatedTimeout) as error:
-            outcome = "dropped" if isinstance(error, ConnectionDropped) else "timed-out"
-            self._record(entry, started, outcome, None, [], b"")
+            exchange.outcome = "dropped" if isinstance(error, ConnectionDropped) else "timed-out"
+            self._record(exchange, started)
             raise
-        self._record(entry, started, "answered", status, headers, payload)
+        exchange.status = int(status.split(" ", 1)[0])
+        exchange.response_headers = masked_headers(headers)
+        exchange.response_body = kept_body(payload)
+        self._record(exchange, started)
         start_response(status, headers)
         return [payload]
 
@@ -239,28 +224,9 @@ class TestDoubleMiddleware:
         status, headers = answered[-1]
         return status, headers, b"".join(chunks)
 
-    def _record(
-        self,
-        entry: dict[str, Any],
-        started: float,
-        outcome: str,
-        status: str | None,
-        headers: list[tuple[str, str]],
-        payload: bytes,
-    ) -> None:
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        entry["status"] = None if status is None else int(status.split(" ", 1)[0])
-        entry["outcome"] = outcome
-        entry["duration-ms"] = round((time.perf_counter() - started) * 1000, 3)
-        entry["response"] = (
-            None
-            if status is None
-            else {
-                "headers": {name: mask_header(name, value) for name, value in headers},
-                "body": recorded_body(payload, content_type),
-            }
-        )
-        self.journal.record(entry)
+    def _record(self, exchange: Exchange, started: float) -> None:
+        exchange.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.journal.record(exchange)
 
 
 testdouble = Blueprint("testdouble", __name__, url_prefix="/__admin")

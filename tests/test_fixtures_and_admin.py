@@ -65,10 +65,10 @@ def broken(change: str) -> dict[str, Any]:
 
 
 BROKEN = {
-    "status out of range": "$.tenants[0].agents[0].agent-status: 12 is greater than the maximum of 11",
+    "status out of range": "$.tenants[0].agents[0].agent-status: 12 is greater than the maximum",
     "unknown group": "$.tenants[0].agents[0].group-id: group 9 is not defined in this tenant.",
     "list not assigned": "$.tenants[0].agents[0].status-code-list-id: list 6 is not assigned",
-    "wrong short code": "$.tenants[0].agents[0].status-code-item-short-code: 'X' is not the short code",
+    "wrong short code": "$.tenants[0].agents[0].status-code-item-short-code: 'X' is not the",
     "duplicate agent": "$.tenants[0].agents[1].agent-id: 'agTiny' is defined twice.",
     "unknown field": "$.tenants[0].agents[0]: Additional properties are not allowed ('colour'",
     "group names a missing list": "$.tenants[0].groups[0].status-code-lists[1]: status-code list 7",
