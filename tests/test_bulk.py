@@ -143,5 +143,8 @@ def test_bulk_needs_credentials_like_everything_else(api: Api) -> None:
     assert api.agent(BOB)["agent-status"] == 4
 
 
-def test_get_on_bulk_is_an_unknown_agent(api: Api) -> None:
-    assert api.get(BULK).status == 404
+def test_get_on_bulk_is_405_naming_the_bulk_methods(api: Api) -> None:
+    reply = api.get(BULK)
+    assert reply.status == 405
+    assert {"POST", "PUT"} <= set(reply.headers["Allow"].split(", "))
+    assert "GET" not in reply.headers["Allow"]
