@@ -60,13 +60,16 @@ def test_a_body_that_breaks_the_schema_is_reported(
 def test_a_missing_required_header_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    body = tmp_path / "agent.json"
-    body.write_text(json.dumps({"agent-id": PADMA, "agent-status": 5}), encoding="utf-8")
+    body = tmp_path / "problem.json"
+    problem = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "x"}
+    body.write_text(json.dumps(problem), encoding="utf-8")
     headers = tmp_path / "headers.txt"
-    headers.write_text("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+    headers.write_text(
+        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n\r\n"
+    )
     code = main(["validate", "--operation", "getagentstatus", "--headers", str(headers), str(body)])
     assert code == 1
-    assert "the required header X-Request-Id is missing" in capsys.readouterr().out
+    assert "the required header WWW-Authenticate is missing" in capsys.readouterr().out
 
 
 def test_an_undeclared_status_and_an_unknown_operation_are_refused(
