@@ -180,7 +180,8 @@ def write_fixture(document: Mapping[str, Any], path: Path) -> None:
     path.write_text(YAML_HEADER + text, encoding="utf-8")
 
 
-def _api_url(args: argparse.Namespace) -> str:
+def api_url(args: argparse.Namespace) -> str:
+    """The API root from --base-url, or from --platform through the platform list."""
     if args.base_url:
         return str(args.base_url)
     platforms: dict[str, str] = load_schema("platforms.json")["platforms"]
@@ -209,7 +210,7 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     try:
         document = capture_tenant(
-            _api_url(args), args.tenant, args.username, token, tuple(args.group_id)
+            api_url(args), args.tenant, args.username, token, tuple(args.group_id)
         )
     except (CaptureError, FixtureError) as error:
         detail = error.detail if isinstance(error, FixtureError) else str(error)

@@ -16,6 +16,9 @@ from mock_server.context import EXTENSION
 from mock_server.fixtures import FixtureError, load_fixture
 from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.profiles import PROFILES
+from mock_server.proxy import add_proxy_command
+from mock_server.recording import add_validate_command
+from mock_server.replay import add_diff_command
 from mock_server.server import is_loopback
 from mock_server.serving import GunicornServer, choose_store
 from mock_server.watch import FixtureWatcher
@@ -81,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "restarts; the fixture seeds it only when it is new (default: in memory)",
     )
     add_import_command(commands)
+    add_proxy_command(commands)
+    add_validate_command(commands)
+    add_diff_command(commands)
     return parser
 
 

@@ -22,7 +22,9 @@ from mock_server.errors import InvalidRequest
 
 DEFAULT_JOURNAL_SIZE = 1000
 MAX_RECORDED_BODY = 64 * 1024
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
+)
 MASK = "***"
 
 

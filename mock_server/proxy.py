@@ -1,0 +1,267 @@
+"""``agentstatus-mock proxy``: forward API calls to a live service and record every exchange.
+
+Point a client at the proxy instead of the platform: each request under ``/api/`` goes to the
+upstream with ``requests`` (the client's own Authorization header included, nothing added),
+and the upstream's answer comes back unchanged (status, body bytes, headers except the
+hop-by-hop ones). Each exchange is appended to the recording (see ``mock_server.recording``),
+masked, for ``agentstatus-mock diff`` and ``validate-recording`` to read later.
+
+The proxy holds no credentials of its own. It listens on loopback only unless told otherwise,
+since it relays whoever calls it to the tenant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+from mock_server.capture import ENV, TIMEOUT_SECONDS, CaptureError, api_url
+from mock_server.recording import (
+    RecordingWriter,
+    masked,
+    recorded_message,
+    scrub,
+    secrets_of,
+)
+from mock_server.responses import json_response
+from mock_server.server import is_loopback
+from mock_server.testdouble import API_ROOT
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Recomputed by whoever sends the message on: requests for the upstream, Werkzeug for the client.
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+DECODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.decompress,
+    "deflate": zlib.decompress,
+}
+
+
+class UpstreamError(Exception):
+    """The upstream URL is unusable; the message says why."""
+
+
+def upstream_root(url: str) -> str:
+    """``https://vcc-na12.8x8.com`` from the platform root or the API root (``.../api/v1``):
+    the proxy forwards whole paths, ``/api/v1/...`` included."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UpstreamError(f"the upstream must be an http(s) URL, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise UpstreamError(
+            "the upstream URL must not carry credentials: clients send their own Authorization"
+        )
+    path = parts.path.split(API_ROOT.rstrip("/"), 1)[0].rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _forwarded(headers: Any) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name.lower() not in NOT_FORWARDED]
+
+
+def _decoded(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
+    """The body as the client will read it, for the recording (which keeps it readable)."""
+    encoding = next((v for k, v in headers if k.lower() == "content-encoding"), "").lower()
+    decoder = DECODERS.get(encoding.strip())
+    if decoder is None:
+        return raw
+    try:
+        return decoder(raw)
+    except (OSError, zlib.error):
+        return raw
+
+
+def _bad_gateway(upstream: str, error: requests.RequestException, secrets: list[str]) -> Response:
+    """Problem JSON naming what went wrong, scrubbed of the caller's credentials."""
+    request_id = uuid.uuid4().hex
+    response = json_response(
+        {
+            "type": "about:blank",
+            "title": "Bad Gateway",
+            "status": 502,
+            "detail": scrub(
+                f"The upstream {upstream} could not be reached: {type(error).__name__}: {error}",
+                secrets,
+            ),
+            "instance": f"urn:uuid:{uuid.UUID(request_id)}",
+        },
+        status=502,
+    )
+    response.mimetype = "application/problem+json"
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def create_proxy_app(upstream: str, record: Path) -> Flask:
+    """A recording proxy to ``upstream`` (platform or API root URL), appending to ``record``."""
+    root = upstream_root(upstream)
+    writer = RecordingWriter(record)
+    app = Flask(__name__)
+
+    @app.route("/<path:_>", methods=["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+    @app.route("/", methods=["GET"], defaults={"_": ""})
+    def forward(_: str) -> Response:
+        if not request.path.startswith(API_ROOT):
+            return _not_proxied()
+        started = time.perf_counter()
+        sent_headers = list(request.headers.items())
+        secrets = secrets_of(sent_headers)
+        body = request.get_data()
+        query = request.query_string.decode("latin-1")
+        exchange: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "method": request.method,
+            "path": request.path,
+            "query": query,
+            "request": recorded_message(masked(sent_headers, secrets), body),
+        }
+        url = root + request.path + (f"?{query}" if query else "")
+        try:
+            status, headers, raw = _send(request.method, url, _forwarded(sent_headers), body)
+        except requests.RequestException as error:
+            response = _bad_gateway(root, error, secrets)
+            exchange.update(status=None, response=None, error=response.get_json()["detail"])
+        else:
+            response = Response(raw, status=status, headers=headers)
+            if not any(name.lower() == "content-type" for name, _ in headers):
+                del response.headers["Content-Type"]
+            exchange.update(
+                status=status,
+                response=recorded_message(masked(headers, secrets), _decoded(raw, headers)),
+            )
+        exchange["duration-ms"] = round((time.perf_counter() - started) * 1000, 3)
+        writer.append(scrub(exchange, secrets))
+        return response
+
+    return app
+
+
+def _send(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One upstream call carrying only the client's headers (no requests defaults added);
+    the body is read raw, so the client gets the very bytes the upstream sent."""
+    with requests.Session() as session:
+        session.headers.clear()
+        with session.request(
+            method,
+            url,
+            headers=dict(headers),
+            data=body or None,
+            timeout=TIMEOUT_SECONDS,
+            allow_redirects=False,
+            stream=True,
+        ) as answer:
+            raw: bytes = answer.raw.read(decode_content=False)
+            return answer.status_code, _forwarded(answer.raw.headers.items()), raw
+
+
+def _not_proxied() -> Response:
+    response = json_response(
+        {
+            "type": "about:blank",
+            "title": "Not Found",
+            "status": 404,
+            "detail": f"The recording proxy forwards only paths under {API_ROOT}, "
+            f"not {request.path}.",
+            "instance": f"urn:uuid:{uuid.uuid4()}",
+        },
+        status=404,
+    )
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    """The ``proxy`` command: serve until Ctrl-C."""
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"agentstatus-mock proxy: refusing to listen on {args.host}: the proxy relays "
+            "callers to the tenant. Add --allow-remote if that is meant.",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.base_url and not args.platform:
+        print(
+            f"agentstatus-mock proxy: give --upstream or --platform (or {ENV['base_url']})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        app = create_proxy_app(api_url(args), Path(args.record))
+    except (CaptureError, UpstreamError, OSError) as error:
+        print(f"agentstatus-mock proxy: {error}", file=sys.stderr)
+        return 2
+    server = make_server(args.host, args.port, app, threaded=True)
+    print(
+        f"Recording proxy on http://{args.host}:{server.port} -> {upstream_root(api_url(args))}",
+        flush=True,
+    )
+    print(f"Recording to {args.record} (credentials masked). Stop with Ctrl-C.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def add_proxy_command(commands: Any) -> None:
+    """Register ``proxy`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "proxy", help="forward /api/ calls to a live service and record each exchange"
+    )
+    parser.add_argument(
+        "--upstream",
+        dest="base_url",
+        metavar="URL",
+        default=os.environ.get(ENV["base_url"]),
+        help="e.g. https://vcc-na12.8x8.com or an emulator's base URL; the API root "
+        f"(.../api/v1) works too (or {ENV['base_url']})",
+    )
+    parser.add_argument(
+        "--platform",
+        default=os.environ.get(ENV["platform"]),
+        help=f"instead of --upstream, e.g. NA12 (or {ENV['platform']})",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8081, help="port (0 picks a free one; default 8081)"
+    )
+    parser.add_argument(
+        "--record", required=True, metavar="FILE", help="JSON Lines file to append exchanges to"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (anyone who reaches it reaches your tenant)",
+    )
+    parser.set_defaults(handler=run_proxy)

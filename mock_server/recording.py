@@ -1,0 +1,253 @@
+"""Recordings of live exchanges: the JSON Lines file ``agentstatus-mock proxy`` writes.
+
+One line per exchange, shaped like an entry of ``GET /__admin/requests`` so one reader serves
+both: ``method``, ``path``, ``query`` (the raw query string), ``request`` and ``response``
+(``headers`` and ``body``: parsed JSON when it parses, else text), ``status``, ``duration-ms``
+and ``time``. An exchange the upstream never answered has ``response`` null and an ``error``.
+
+Credentials never reach the file: headers are masked as the journal masks them, and every
+string is scrubbed of the request's own secrets (the token, its base64 and the header value)
+in case the upstream echoed them somewhere else.
+
+``agentstatus-mock validate-recording FILE`` judges every answered exchange against
+``schemas/openapi.yaml`` with the same validator as the emulator and the contract kit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import copy
+import json
+import re
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mock_server.docs import API_SERVER_PATH, SINGLE_PATH
+from mock_server.journal import MASK, masked_headers
+from schemas.contract import ContractValidator, Operation, is_json_media_type
+from schemas.documents import API_DOCUMENT, bundle
+
+MIN_SCRUBBED_SECRET = 4
+"""Shorter secrets are not searched for in bodies: replacing them would garble every text."""
+_PARAMETER = re.compile(r"\{[^/}]+\}")
+
+
+class RecordingError(Exception):
+    """The recording file cannot be read; the message names the line."""
+
+
+def secrets_of(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """What must never be written: each Authorization value, its base64 and a Basic token."""
+    found: list[str] = []
+    for name, value in headers:
+        if not name.lower().endswith("authorization"):
+            continue
+        scheme, _, credentials = value.strip().partition(" ")
+        found.append(value.strip())
+        found.append(credentials.strip())
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            found.append(decoded.partition(":")[2])
+    return sorted(
+        {secret for secret in found if len(secret) >= MIN_SCRUBBED_SECRET}, key=len, reverse=True
+    )
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every secret replaced by ``***``, in every string it holds."""
+    chosen = list(secrets)
+    if not chosen:
+        return value
+    if isinstance(value, str):
+        for secret in chosen:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, list):
+        return [scrub(item, chosen) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key, chosen): scrub(item, chosen) for key, item in value.items()}
+    return value
+
+
+def masked(headers: Iterable[tuple[str, str]], secrets: Iterable[str]) -> dict[str, str]:
+    """Headers as recorded: secret headers keep their scheme only, the rest are scrubbed."""
+    return scrub(dict(masked_headers(headers)), secrets)  # type: ignore[no-any-return]
+
+
+class RecordingWriter:
+    """Appends exchanges to a JSON Lines file, one whole line per exchange, from any thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.touch()
+
+    def append(self, exchange: Mapping[str, Any]) -> None:
+        line = json.dumps(exchange, ensure_ascii=False) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as file:
+            file.write(line)
+
+
+def read_recording(path: Path) -> list[dict[str, Any]]:
+    """Every exchange of a recording, in order."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecordingError(f"cannot read {path}: {error}") from None
+    exchanges = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            exchange = json.loads(line)
+        except ValueError as error:
+            raise RecordingError(f"{path}:{number}: not JSON: {error}") from None
+        if not (
+            isinstance(exchange, dict)
+            and isinstance(exchange.get("method"), str)
+            and isinstance(exchange.get("path"), str)
+        ):
+            raise RecordingError(f"{path}:{number}: not an exchange (method and path needed)")
+        exchanges.append(exchange)
+    return exchanges
+
+
+@dataclass(frozen=True)
+class Message:
+    """A request or response as the wire carried it, rebuilt from its recorded form."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str | None:
+        return _content_type(self.headers)
+
+    @property
+    def media_type(self) -> str:
+        """``application/json``, lower case, without parameters; empty when not given."""
+        return _media_type(self.content_type or "")
+
+    @classmethod
+    def of(cls, recorded: Mapping[str, Any] | None) -> Message:
+        """JSON bodies come back re-serialised: the same value, perhaps other whitespace."""
+        if not recorded:
+            return cls({}, b"")
+        headers = {str(name): str(value) for name, value in dict(recorded["headers"]).items()}
+        body = recorded.get("body")
+        if recorded.get("json"):
+            return cls(headers, json.dumps(body).encode("utf-8"))
+        return cls(headers, b"" if body is None else str(body).encode("utf-8"))
+
+
+def recorded_message(headers: dict[str, str], raw: bytes) -> dict[str, Any]:
+    """A request or response as the file keeps it: a JSON body parsed (``json`` true), any
+    other body as text, no body as null."""
+    content_type = _content_type(headers)
+    if raw and content_type is not None and is_json_media_type(_media_type(content_type)):
+        try:
+            return {"headers": headers, "body": json.loads(raw), "json": True}
+        except ValueError:
+            pass
+    text = raw.decode("utf-8", errors="replace") if raw else None
+    return {"headers": headers, "body": text, "json": False}
+
+
+def _content_type(headers: Mapping[str, str]) -> str | None:
+    return next((value for name, value in headers.items() if name.lower() == "content-type"), None)
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def operation_at(validator: ContractValidator, method: str, path: str) -> Operation | None:
+    """The document's operation for a concrete path: as in the emulator's router, a concrete
+    template wins over one with parameters. None when the path or the method has none."""
+    relative = path.removeprefix(API_SERVER_PATH)
+    matching = [
+        operation.path
+        for operation in validator.operations
+        if re.fullmatch(_PARAMETER.sub("[^/]+", operation.path), relative)
+    ]
+    if not matching:
+        return None
+    template = min(matching, key=lambda template: (len(_PARAMETER.findall(template)), template))
+    return validator.operation(method, template)
+
+
+class RecordingContract:
+    """``schemas/openapi.yaml``, and its variant whose single set answers 200 with no body
+    (the reference's form), as the contract kit judges a live tenant."""
+
+    def __init__(self) -> None:
+        document = bundle(API_DOCUMENT)
+        self.main = ContractValidator(document)
+        variant = copy.deepcopy(document)
+        del variant["paths"][SINGLE_PATH]["put"]["responses"]["200"]["content"]
+        self.no_body = ContractValidator(variant)
+
+    def violations(self, exchange: Mapping[str, Any]) -> list[str]:
+        """How one answered exchange breaks the contract; empty when it conforms."""
+        status = int(exchange["status"])
+        response = Message.of(exchange["response"])
+        operation = operation_at(self.main, exchange["method"], exchange["path"])
+        validator = self.main
+        if operation is not None and operation.path == SINGLE_PATH and not response.body:
+            validator = self.no_body
+        return validator.violations(
+            None if status == 405 else operation,
+            status,
+            response.body,
+            content_type=response.content_type,
+            headers=response.headers,
+        )
+
+
+def answered(exchanges: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The exchanges the upstream answered, numbered from 1 as in the file."""
+    for number, exchange in enumerate(exchanges, start=1):
+        if exchange.get("response") is not None and isinstance(exchange.get("status"), int):
+            yield number, exchange
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """The ``validate-recording`` command: one line per violation, then a summary."""
+    try:
+        exchanges = read_recording(Path(args.recording))
+    except RecordingError as error:
+        print(f"agentstatus-mock validate-recording: {error}", file=sys.stderr)
+        return 2
+    contract = RecordingContract()
+    checked = broken = 0
+    for number, exchange in answered(exchanges):
+        checked += 1
+        problems = contract.violations(exchange)
+        broken += bool(problems)
+        for problem in problems:
+            print(f"#{number} {exchange['method']} {exchange['path']}: {problem}")
+    skipped = len(exchanges) - checked
+    print(
+        f"{checked} exchanges checked against the contract ({skipped} unanswered skipped): "
+        f"{broken} break it."
+    )
+    return 1 if broken else 0
+
+
+def add_validate_command(commands: Any) -> None:
+    """Register ``validate-recording`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "validate-recording",
+        help="check every exchange of a proxy recording against schemas/openapi.yaml",
+    )
+    parser.add_argument("recording", help="the JSON Lines file `proxy --record` wrote")
+    parser.set_defaults(handler=run_validate)
