@@ -23,6 +23,8 @@ from mock_server.errors import ApiError, InvalidRequest
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
 MAX_LATENCY_MS = 60_000
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP header name: an RFC 9110 token."""
 FAULT_FIELDS = {"match", "latency-ms", "action", "times", "probability", "seed"}
 MATCH_FIELDS = {"method", "path", "path-regex", "tenant", "agent"}
 ACTION_FIELDS = {
@@ -164,8 +166,20 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
             isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
         ):
             raise InvalidRequest("action.headers must be an object of string names to strings.")
+        for name, value in headers.items():
+            if not HEADER_NAME.fullmatch(name):
+                raise InvalidRequest(f"action.headers: {name!r} is not a valid header name.")
+            _header_value(value, f"action.headers.{name}")
         _optional_text(raw, "content-type", "action.")
+        if "content-type" in raw:
+            _header_value(raw["content-type"], "action.content-type")
     return dict(raw)
+
+
+def _header_value(value: str, where: str) -> None:
+    """Refuse what no HTTP header may carry (CR, LF and other controls) before it is stored."""
+    if any(ord(char) < 32 and char != "\t" or ord(char) == 127 for char in value):
+        raise InvalidRequest(f"{where} must not contain control characters such as CR or LF.")
 
 
 def parse_fault(fault_id: str, raw: object) -> Fault:
@@ -241,6 +255,8 @@ class FaultRegistry:
 
     def select(self, target: Target) -> Fault | None:
         """The fault to apply to this request, counted as a hit; None lets it through."""
+        if not self._faults:  # the usual case, decided without the lock
+            return None
         with self._lock:
             for fault in self._faults.values():
                 if not fault.active or not fault.match.accepts(target):

@@ -181,6 +181,8 @@ class AgentStatusBackend:
         """
         self.profile = profile
         self._store: StateStore = MemoryStore() if store is None else store
+        self._rendered: tuple[int, dict[str, bytes]] = (-1, {})
+        """Whole agent lists as JSON, per tenant, valid for one store revision."""
         encoded = orjson.dumps(fixture)
         with self._store.writing() as state:
             if state.fixture() is None:
@@ -322,6 +324,40 @@ class AgentStatusBackend:
         if not self.profile.pagination:
             return AgentPage(agents=bodies, page=None)
         return _paginate(bodies, page_size, page_index)
+
+    def list_agents_json(
+        self,
+        tenant_id: str,
+        group_id: str | None = None,
+        page_size: object = None,
+        page_index: object = None,
+    ) -> bytes:
+        """The list's response body, as ``list_agents`` makes it.
+
+        A whole list (no group filter, no paging) is rendered once per tenant and store
+        revision and then served as is, so a large tenant costs a lookup rather than a render;
+        any write changes the revision, so a list is never served stale.
+        """
+        if (group_id is not None and self.profile.group_filter) or self.profile.pagination:
+            page = self.list_agents(tenant_id, group_id, page_size, page_index)
+            body: dict[str, Any] = {"data": page.agents}
+            if page.page is not None:
+                body["page"] = page.page
+            return orjson.dumps(body)
+        with self._store.reading() as state:
+            _tenant(state, tenant_id)
+            revision = state.revision()
+            cached_revision, rendered = self._rendered
+            if cached_revision == revision and tenant_id in rendered:
+                return rendered[tenant_id]
+            agents = state.agents(tenant_id)
+        rendered_list = orjson.dumps({"data": [agent.to_api() for agent in agents]})
+        if cached_revision != revision:
+            # Another thread may swap in its own revision meanwhile: a lookup checks it.
+            rendered = {}
+            self._rendered = (revision, rendered)
+        rendered[tenant_id] = rendered_list
+        return rendered_list
 
     def get_agent(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
         with self._store.reading() as state:
@@ -497,6 +533,9 @@ def _paginate(bodies: list[dict[str, Any]], page_size: object, page_index: objec
 def _query_integer(value: object, name: str) -> int:
     text = str(value).strip()
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.") from None
+    if number not in SAFE_INTEGERS:
+        raise InvalidRequest(f"{name} must lie within ±(2^53−1), got '{text[:40]}'.")
+    return number

@@ -76,7 +76,7 @@ def upstream_root(url: str) -> str:
         raise UpstreamError(
             "the upstream URL must not carry credentials: clients send their own Authorization"
         )
-    path = parts.path.split(API_ROOT.rstrip("/"), 1)[0].rstrip("/")
+    path = (parts.path.rstrip("/") + "/").split(API_ROOT, 1)[0].rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
@@ -213,15 +213,13 @@ def run_proxy(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        app = create_proxy_app(api_url(args), Path(args.record))
+        upstream = upstream_root(api_url(args))
+        app = create_proxy_app(upstream, Path(args.record))
     except (CaptureError, UpstreamError, OSError) as error:
         print(f"agentstatus-mock proxy: {error}", file=sys.stderr)
         return 2
     server = make_server(args.host, args.port, app, threaded=True)
-    print(
-        f"Recording proxy on http://{args.host}:{server.port} -> {upstream_root(api_url(args))}",
-        flush=True,
-    )
+    print(f"Recording proxy on http://{args.host}:{server.port} -> {upstream}", flush=True)
     print(f"Recording to {args.record} (credentials masked). Stop with Ctrl-C.", flush=True)
     try:
         server.serve_forever()

@@ -1,9 +1,10 @@
 """Recordings of live exchanges: the JSON Lines file ``agentstatus-mock proxy`` writes.
 
-One line per exchange, shaped like an entry of ``GET /__admin/requests`` so one reader serves
-both: ``method``, ``path``, ``query`` (the raw query string), ``request`` and ``response``
-(``headers`` and ``body``: parsed JSON when it parses, else text), ``status``, ``duration-ms``
-and ``time``. An exchange the upstream never answered has ``response`` null and an ``error``.
+One line per exchange, close to an entry of ``GET /__admin/requests``: ``method``, ``path``,
+``query`` (the raw query string, so a replay sends the same one), ``request`` and ``response``
+(``headers``; ``body``, parsed when it is JSON, which ``json`` says so that a JSON string and
+a text body cannot be confused; else text or null), ``status``, ``duration-ms`` and ``time``.
+An exchange the upstream never answered has ``response`` and ``status`` null and an ``error``.
 
 Credentials never reach the file: headers are masked as the journal masks them, and every
 string is scrubbed of the request's own secrets (the token, its base64 and the header value)

@@ -99,7 +99,11 @@ class Difference:
         else:
             label = {"content-type": "content type", "body-type": "body"}.get(self.kind, self.kind)
             where = "" if self.where is None else f" {self.where}"
-            shown = f"recorded {_shown(self.recorded)}, emulator {_shown(self.emulator)}"
+            quoted = self.kind in ("header", "reason")
+            shown = (
+                f"recorded {_shown(self.recorded, quoted)}, "
+                f"emulator {_shown(self.emulator, quoted)}"
+            )
             text = f"{label}{where}: {shown}"
         return f"(info) {text}" if self.informational else text
 
@@ -108,10 +112,11 @@ def _listed(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "-"
 
 
-def _shown(value: Any) -> str:
-    return (
-        "(none)" if value is None else json.dumps(value) if isinstance(value, str) else str(value)
-    )
+def _shown(value: Any, quoted: bool) -> str:
+    """Values that are text from the wire are quoted; names of types and statuses are not."""
+    if value is None:
+        return "(none)"
+    return json.dumps(value) if quoted else str(value)
 
 
 @dataclass
@@ -217,26 +222,32 @@ def body_shape(message: Message) -> tuple[Shape, Any]:
 # -- normalising ----------------------------------------------------------------------------
 
 
-@dataclass
 class Normaliser:
     """Turns tenant-specific words of a reason into placeholders, so reasons compare."""
 
-    tenants: set[str] = field(default_factory=set)
-    agents: set[str] = field(default_factory=set)
-    names: set[str] = field(default_factory=set)
+    def __init__(self, tenants: Iterable[str], agents: Iterable[str], names: Iterable[str]) -> None:
+        self._words = [
+            (_any_word(agents), "<agent>"),
+            (_any_word(tenants), "<tenant>"),
+            (_any_word(names), "<name>"),
+        ]
 
     def __call__(self, text: str) -> str:
         text = _URN.sub("urn:uuid:<id>", text)
         text = _UUID.sub("<id>", text)
         text = _DATE.sub("<date>", text)
-        for words, placeholder in (
-            (self.agents, "<agent>"),
-            (self.tenants, "<tenant>"),
-            (self.names, "<name>"),
-        ):
-            for word in sorted(words, key=len, reverse=True):
-                text = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", placeholder, text)
+        for pattern, placeholder in self._words:
+            if pattern is not None:
+                text = pattern.sub(placeholder, text)
         return _AGENT_ID.sub("<agent>", text)
+
+
+def _any_word(words: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for all the words, longest first, matched only as whole words."""
+    chosen = sorted({word for word in words if word}, key=len, reverse=True)
+    if not chosen:
+        return None
+    return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, chosen)) + r")(?![\w-])")
 
 
 def reasons(value: Any, text: str | None) -> dict[str, str]:
@@ -388,7 +399,7 @@ def map_tenants(
     if not tenants:
         raise UsageError("the fixture has no tenant to replay against")
     mapping = dict(chosen)
-    recorded = [tenant for tenant, _ in map(lambda e: _path_parts(e["path"]), exchanges) if tenant]
+    recorded = [tenant for tenant, _ in (_path_parts(e["path"]) for e in exchanges) if tenant]
     home = recorded[0] if recorded else None
     if home is not None:
         mapping.setdefault(home, next(iter(tenants)))

@@ -56,16 +56,13 @@ def authorize() -> None:
 
 
 def getagentsstatus(tenant_id: str) -> Response:
-    page = backend_of().list_agents(
+    body = backend_of().list_agents_json(
         tenant_id,
         group_id=request.args.get("groupId"),
         page_size=request.args.get("pageSize"),
         page_index=request.args.get("pageIndex"),
     )
-    body: dict[str, Any] = {"data": page.agents}
-    if page.page is not None:
-        body["page"] = page.page
-    return json_response(body)
+    return Response(body, mimetype="application/json")
 
 
 def getagentstatus(tenant_id: str, agent_id: str) -> Response:

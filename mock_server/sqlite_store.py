@@ -34,6 +34,7 @@ from mock_server.store import StateReader, StateWriter
 BUSY_TIMEOUT_SECONDS = 30.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 CREATE TABLE IF NOT EXISTS tenants (
     position INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL UNIQUE,
@@ -61,13 +62,12 @@ CREATE INDEX IF NOT EXISTS agents_in_order ON agents (tenant_id, position);
 AGENT_COLUMNS = "agent_id, group_id, status, name, sub_status, list_id, item_id, short_code"
 TENANT_COLUMNS = "tenant_id, username, token, api_enabled, settings"
 INSERT_AGENT = f"INSERT INTO agents (tenant_id, {AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-SAVE_AGENT = f"""
-{INSERT_AGENT}
-ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
-    group_id = excluded.group_id, status = excluded.status, name = excluded.name,
-    sub_status = excluded.sub_status, list_id = excluded.list_id,
-    item_id = excluded.item_id, short_code = excluded.short_code
+UPDATE_AGENT = """
+UPDATE agents SET group_id = ?, status = ?, name = ?, sub_status = ?, list_id = ?, item_id = ?,
+    short_code = ?
+WHERE tenant_id = ? AND agent_id = ?
 """
+BUMP_REVISION = "UPDATE meta SET value = value + 1 WHERE key = 'revision'"
 SAVE_TENANT = f"""
 INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET
@@ -117,45 +117,49 @@ class SQLiteStore:
         self._thread_lock = threading.Lock()
         self._pid = os.getpid()
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _take(self) -> sqlite3.Connection:
+        """A pooled connection of this process (a new one when all are in use)."""
         self._check_process()
         try:
-            connection = self._pool.pop()
+            return self._pool.pop()
         except IndexError:
-            connection = self._connect()
-        try:
-            yield connection
-        finally:
-            self._pool.append(connection)
+            return self._connect()
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
-        with self._connection() as connection:
+        """A read transaction: WAL readers take no lock, neither the thread's nor the file's."""
+        connection = self._take()
+        try:
             connection.execute("BEGIN")
             try:
                 yield _Transaction(connection)
             finally:
                 connection.execute("COMMIT")
+        finally:
+            self._pool.append(connection)
 
     @contextmanager
     def writing(self) -> Iterator[StateWriter]:
-        self._check_process()
-        with self._thread_lock:
-            if self._lock_file is None:
-                self._lock_file = open(f"{self.path}.lock", "ab")  # noqa: SIM115 - kept open
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            try:
-                with self._connection() as connection:
+        """The one writer: every commit also bumps the revision that read caches check."""
+        connection = self._take()
+        try:
+            with self._thread_lock:
+                if self._lock_file is None:
+                    self._lock_file = open(f"{self.path}.lock", "ab")  # noqa: SIM115 - kept open
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                try:
                     connection.execute("BEGIN IMMEDIATE")
                     try:
                         yield _Transaction(connection)
+                        connection.execute(BUMP_REVISION)
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
                     connection.execute("COMMIT")
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                finally:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            self._pool.append(connection)
 
     def close(self) -> None:
         """Close this process's connections (a forked child then opens its own)."""
@@ -176,6 +180,10 @@ class _Transaction:
     def fixture(self) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fixture'").fetchone()
         return None if row is None else bytes(row[0])
+
+    def revision(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return int(row[0])
 
     def tenant_ids(self) -> list[str]:
         return [
@@ -244,7 +252,10 @@ class _Transaction:
         self._db.execute("DELETE FROM tenants WHERE tenant_id = ?", (tenant_id,))
 
     def save_agent(self, tenant_id: str, agent: Agent) -> None:
-        self._db.execute(SAVE_AGENT, _agent_row(tenant_id, agent))
+        """One UPDATE for an existing agent (a status change); an INSERT only for a new one."""
+        row = _agent_row(tenant_id, agent)
+        if self._db.execute(UPDATE_AGENT, (*row[2:], *row[:2])).rowcount == 0:
+            self._db.execute(INSERT_AGENT, row)
 
     def delete_agent(self, tenant_id: str, agent_id: str) -> None:
         self._db.execute(

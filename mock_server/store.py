@@ -24,6 +24,10 @@ class StateReader(Protocol):
     def fixture(self) -> bytes | None:
         """The fixture document (JSON) that a reset restores; None in a store never seeded."""
 
+    def revision(self) -> int:
+        """A number every committed write transaction changes: what caches of the state are
+        keyed on, so that a cached rendering is never served after a write."""
+
     def tenant_ids(self) -> list[str]: ...
 
     def tenant(self, tenant_id: str) -> Tenant | None: ...
@@ -83,6 +87,7 @@ class MemoryStore:
         self._tenants: dict[str, Tenant] = {}
         self._agents: dict[str, dict[str, Agent]] = {}
         self._by_username: dict[str, list[str]] = {}
+        self._revision = 0
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
@@ -92,13 +97,20 @@ class MemoryStore:
     @contextmanager
     def writing(self) -> Iterator[StateWriter]:
         with self._lock:
-            yield self
+            try:
+                yield self
+            finally:
+                # Bumped even when the writer raises: nothing is rolled back here.
+                self._revision += 1
 
     def close(self) -> None:
         """Nothing to release: the state goes with the process."""
 
     def fixture(self) -> bytes | None:
         return self._fixture
+
+    def revision(self) -> int:
+        return self._revision
 
     def tenant_ids(self) -> list[str]:
         return list(self._tenants)

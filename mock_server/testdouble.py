@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
-from werkzeug.datastructures import EnvironHeaders
 
 from mock_server.admin import require_admin_token
 from mock_server.context import read_json_body
@@ -34,6 +33,7 @@ from mock_server.journal import (
     JournalFilter,
     kept_body,
     masked_headers,
+    masked_request_headers,
 )
 from mock_server.responses import json_response
 
@@ -163,7 +163,7 @@ class TestDoubleMiddleware:
             tenant=target.tenant,
             agent=target.agent,
             fault=None if fault is None else fault.id,
-            request_headers=masked_headers(EnvironHeaders(environ).items()),
+            request_headers=masked_request_headers(environ),
             request_body=kept_body(_buffer_body(environ)),
         )
         try:

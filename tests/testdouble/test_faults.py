@@ -155,16 +155,21 @@ def test_latency_delays_the_normal_answer(client: FlaskClient) -> None:
         ),
         ({"path": api_path()}, api_path(), api_path(suffix=f"/{AGENT}")),
         ({"path-regex": r".*/agents/agAQ[^/]+"}, api_path(suffix=f"/{AGENT}"), api_path()),
-        ({"method": "put"}, None, api_path()),
     ],
 )
 def test_match_narrows_which_requests_fail(
-    client: FlaskClient, match: dict[str, str], hit: str | None, missed: str
+    client: FlaskClient, match: dict[str, str], hit: str, missed: str
 ) -> None:
     add_fault(client, {"match": match, "action": {"type": "respond", "status": 500}})
-    if hit is not None:
-        assert list_status(client, hit) == 500
+    assert list_status(client, hit) == 500
     assert list_status(client, missed) == 200
+
+
+def test_method_match_ignores_case(client: FlaskClient) -> None:
+    add_fault(client, {"match": {"method": "put"}, "action": {"type": "respond", "status": 500}})
+    put = client.put(api_path(suffix=f"/{AGENT}"), headers=AUTH, json={"agent-status": 3})
+    assert put.status_code == 500
+    assert list_status(client) == 200
 
 
 def test_tenant_match_leaves_other_tenants_alone(client: FlaskClient) -> None:
@@ -241,6 +246,18 @@ def test_list_get_delete_and_clear(client: FlaskClient) -> None:
         ({"latency-ms": 5, "match": {"method": ""}}, "match.method must be a non-empty string"),
         ({"latency-ms": 5, "match": {"path-regex": "("}}, "match.path-regex is not a valid"),
         ({"latency-ms": 5, "match": {"path": "/a", "path-regex": "/a"}}, "exclude each other"),
+        (
+            {"action": {"type": "respond", "status": 200, "headers": {"X-A": "b\r\nx"}}},
+            "action.headers.X-A must not contain control characters",
+        ),
+        (
+            {"action": {"type": "respond", "status": 200, "headers": {"X A": "b"}}},
+            "'X A' is not a valid header name",
+        ),
+        (
+            {"action": {"type": "respond", "status": 200, "content-type": "a\nb"}},
+            "action.content-type must not contain control characters",
+        ),
     ],
 )
 def test_bad_definitions_are_refused_naming_the_field(
