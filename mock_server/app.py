@@ -30,13 +30,15 @@ from mock_server.fixtures import load_fixture
 from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.models import AgentStatusBackend
 from mock_server.profiles import Profile, get_profile
-from mock_server.responses import api_blueprint, json_response
+from mock_server.responses import (
+    REQUEST_ID_HEADER,
+    api_blueprint,
+    problem_response,
+)
 from mock_server.store import StateStore
 from mock_server.testdouble import install as install_test_double
 
 MAX_BODY_BYTES = 1024 * 1024
-REQUEST_ID_HEADER = "X-Request-Id"
-PROBLEM_MIMETYPE = "application/problem+json"
 
 
 def create_app(
@@ -65,7 +67,6 @@ def create_app(
     app.register_blueprint(api_blueprint(backend.profile.bulk_methods))
     app.register_blueprint(admin)
     app.register_blueprint(docs)
-    app.before_request(_assign_request_id)
     if validate_responses:
         app.extensions[CONTRACT_EXTENSION] = ResponseContract.for_profile(backend.profile)
         # Registered first so that it runs last, once X-Request-Id is set.
@@ -78,12 +79,17 @@ def create_app(
     return app
 
 
-def _assign_request_id() -> None:
-    g.request_id = uuid.uuid4().hex
+def request_id() -> str:
+    """This request's id, made when first needed (a Problem's instance, or the header every
+    response carries): one hook per request instead of two."""
+    found: str | None = g.get("request_id")
+    if found is None:
+        found = g.request_id = uuid.uuid4().hex
+    return found
 
 
 def _add_request_id(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id()
     return response
 
 
@@ -106,17 +112,7 @@ def render_error(error: ApiError) -> Response:
     if xml:
         response = Response(ApiNotEnabled.XML_BODY, status=error.status, mimetype="application/xml")
     else:
-        response = json_response(
-            {
-                "type": "about:blank",
-                "title": error.title,
-                "status": int(error.status),
-                "detail": error.detail,
-                "instance": f"urn:uuid:{uuid.UUID(g.get('request_id') or uuid.uuid4().hex)}",
-            },
-            status=error.status,
-        )
-        response.mimetype = PROBLEM_MIMETYPE
+        response = problem_response(int(error.status), error.detail, request_id(), error.title)
     response.headers.update(error.headers)
     return response
 

@@ -178,7 +178,7 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
 
 def _header_value(value: str, where: str) -> None:
     """Refuse what no HTTP header may carry (CR, LF and other controls) before it is stored."""
-    if any(ord(char) < 32 and char != "\t" or ord(char) == 127 for char in value):
+    if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
         raise InvalidRequest(f"{where} must not contain control characters such as CR or LF.")
 
 

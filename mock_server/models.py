@@ -537,5 +537,5 @@ def _query_integer(value: object, name: str) -> int:
     except ValueError:
         raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.") from None
     if number not in SAFE_INTEGERS:
-        raise InvalidRequest(f"{name} must lie within ±(2^53−1), got '{text[:40]}'.")
+        raise InvalidRequest(f"{name} must be an integer within +-(2**53 - 1), got {text[:40]}.")
     return number

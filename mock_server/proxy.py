@@ -37,7 +37,7 @@ from mock_server.recording import (
     scrub,
     secrets_of,
 )
-from mock_server.responses import json_response
+from mock_server.responses import problem_response
 from mock_server.server import is_loopback
 from mock_server.testdouble import API_ROOT
 
@@ -98,23 +98,8 @@ def _decoded(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
 
 def _bad_gateway(upstream: str, error: requests.RequestException, secrets: list[str]) -> Response:
     """Problem JSON naming what went wrong, scrubbed of the caller's credentials."""
-    request_id = uuid.uuid4().hex
-    response = json_response(
-        {
-            "type": "about:blank",
-            "title": "Bad Gateway",
-            "status": 502,
-            "detail": scrub(
-                f"The upstream {upstream} could not be reached: {type(error).__name__}: {error}",
-                secrets,
-            ),
-            "instance": f"urn:uuid:{uuid.UUID(request_id)}",
-        },
-        status=502,
-    )
-    response.mimetype = "application/problem+json"
-    response.headers["X-Request-Id"] = request_id
-    return response
+    detail = f"The upstream {upstream} could not be reached: {type(error).__name__}: {error}"
+    return problem_response(502, scrub(detail, secrets), uuid.uuid4().hex)
 
 
 def create_proxy_app(upstream: str, record: Path) -> Flask:
@@ -167,6 +152,7 @@ def _send(
     """One upstream call carrying only the client's headers (no requests defaults added);
     the body is read raw, so the client gets the very bytes the upstream sent."""
     with requests.Session() as session:
+        session.trust_env = False  # never the operator's .netrc credentials or proxies
         session.headers.clear()
         with session.request(
             method,
@@ -182,19 +168,8 @@ def _send(
 
 
 def _not_proxied() -> Response:
-    response = json_response(
-        {
-            "type": "about:blank",
-            "title": "Not Found",
-            "status": 404,
-            "detail": f"The recording proxy forwards only paths under {API_ROOT}, "
-            f"not {request.path}.",
-            "instance": f"urn:uuid:{uuid.uuid4()}",
-        },
-        status=404,
-    )
-    response.mimetype = "application/problem+json"
-    return response
+    detail = f"The recording proxy forwards only paths under {API_ROOT}, not {request.path}."
+    return problem_response(404, detail, uuid.uuid4().hex)
 
 
 def run_proxy(args: argparse.Namespace) -> int:

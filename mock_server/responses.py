@@ -7,6 +7,8 @@ View names are the vendor's operation ids.
 from __future__ import annotations
 
 import base64
+import uuid
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -19,12 +21,41 @@ from mock_server.errors import AuthenticationFailed
 from mock_server.models import BulkOutcome
 
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
+PROBLEM_MIMETYPE = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-Id"
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
 FAILURE_MESSAGE = "Agent status change failed"
 
 
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def problem_response(
+    status: int, detail: str, request_id: str, title: str | None = None
+) -> Response:
+    """The one RFC 7807 body every error is answered with; ``instance`` and ``X-Request-Id``
+    carry the same id, so a client can quote either."""
+    response = json_response(
+        {
+            "type": "about:blank",
+            "title": title or _phrase(status),
+            "status": status,
+            "detail": detail,
+            "instance": f"urn:uuid:{uuid.UUID(request_id)}",
+        },
+        status=status,
+    )
+    response.mimetype = PROBLEM_MIMETYPE
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def basic_credentials(header: str | None) -> tuple[str, str]:

@@ -16,7 +16,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -35,7 +34,7 @@ from mock_server.journal import (
     masked_headers,
     masked_request_headers,
 )
-from mock_server.responses import json_response
+from mock_server.responses import REQUEST_ID_HEADER, json_response, problem_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -103,23 +102,15 @@ def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
 
 def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
     """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API."""
+    request_id = uuid.uuid4().hex
     if action["type"] == "forbidden-xml":
         response = Response(ApiNotEnabled.XML_BODY, status=403, mimetype="application/xml")
     else:
         status: int = action["status"]
         body = action.get("body")
         if "body" not in action:
-            response = json_response(
-                {
-                    "type": "about:blank",
-                    "title": _phrase(status),
-                    "status": status,
-                    "detail": f"Injected by the emulator's fault {fault.id}.",
-                    "instance": f"urn:uuid:{uuid.uuid4()}",
-                },
-                status=status,
-            )
-            response.mimetype = "application/problem+json"
+            detail = f"Injected by the emulator's fault {fault.id}."
+            response = problem_response(status, detail, request_id)
         elif isinstance(body, str):
             response = Response(body, status=status, mimetype="text/plain")
         else:
@@ -129,15 +120,8 @@ def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
         if status == 429 and "Retry-After" not in action.get("headers", {}):
             response.headers["Retry-After"] = "1"
         response.headers.update(action.get("headers", {}))
-    response.headers["X-Request-Id"] = uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
     return response
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Injected Fault"
 
 
 class TestDoubleMiddleware:
