@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Api, api_path
-from flask import Flask
-from hypothesis import HealthCheck, given, settings
+from conftest import GUIDE_AUTH_HEADER, Api, api_path
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mock_server import create_app
+from mock_server.profiles import PROFILES
 
 
 def test_list_holds_every_agent_in_fixture_order(api: Api) -> None:
@@ -119,44 +119,59 @@ entry_like = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(scope="module")
-def fuzz_app() -> Flask:
-    return create_app()
-
-
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+AUTH_JSON = {"Authorization": GUIDE_AUTH_HEADER, "Content-Type": "application/json"}
+PROFILE_APPS = {name: create_app(profile=name, validate_responses=True) for name in PROFILES}
+CONTROL_PLANE_APP = create_app(validate_responses=True)
+"""Apart from the API apps: a fuzzed control-plane call may change state they rely on."""
+profiles = st.sampled_from(sorted(PROFILES))
+query_values = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=12),
 )
-@given(body=entry_like | json_values)
-def test_no_single_set_body_gives_a_500(fuzz_app: Flask, body: object) -> None:
-    reply = fuzz_app.test_client().put(
-        api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"),
-        data=json.dumps(body),
-        headers={
-            "Authorization": "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU=",
-            "Content-Type": "application/json",
-        },
-    )
-    assert reply.status_code in (200, 400), reply.get_data(as_text=True)
-    assert reply.is_json
 
 
 @settings(max_examples=150, deadline=None)
-@given(body=st.fixed_dictionaries({"agents": st.lists(entry_like, max_size=5)}) | json_values)
-def test_no_bulk_body_gives_a_500(fuzz_app: Flask, body: object) -> None:
-    reply = fuzz_app.test_client().post(
-        api_path(suffix="/bulk"),
-        data=json.dumps(body),
-        headers={
-            "Authorization": "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU=",
-            "Content-Type": "application/json",
-        },
+@given(profile=profiles, body=entry_like | json_values)
+def test_no_single_set_body_gives_a_500(profile: str, body: object) -> None:
+    reply = (
+        PROFILE_APPS[profile]
+        .test_client()
+        .put(api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"), data=json.dumps(body), headers=AUTH_JSON)
     )
-    assert reply.status_code in (207, 400), reply.get_data(as_text=True)
+    assert reply.status_code in (200, 400), reply.get_data(as_text=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    profile=profiles,
+    method=st.sampled_from(["POST", "PUT"]),
+    body=st.fixed_dictionaries({"agents": st.lists(entry_like, max_size=5)}) | json_values,
+)
+def test_no_bulk_body_gives_a_500(profile: str, method: str, body: object) -> None:
+    reply = (
+        PROFILE_APPS[profile]
+        .test_client()
+        .open(api_path(suffix="/bulk"), method=method, data=json.dumps(body), headers=AUTH_JSON)
+    )
+    assert reply.status_code in (207, 400, 404, 405), reply.get_data(as_text=True)
     if reply.status_code == 207:
         results = reply.get_json()["data"]
         assert len(results) == len(body["agents"])  # type: ignore[index]
         assert {r["change-status"] for r in results} <= {200, 400, 404}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    profile=profiles,
+    query=st.dictionaries(
+        st.sampled_from(["groupId", "pageSize", "pageIndex", "other"]), query_values, max_size=3
+    ),
+)
+def test_no_list_query_gives_a_500(profile: str, query: dict[str, str]) -> None:
+    reply = (
+        PROFILE_APPS[profile].test_client().get(api_path(), query_string=query, headers=AUTH_JSON)
+    )
+    assert reply.status_code in (200, 400), reply.get_data(as_text=True)
 
 
 @settings(max_examples=100, deadline=None)
@@ -164,13 +179,33 @@ def test_no_bulk_body_gives_a_500(fuzz_app: Flask, body: object) -> None:
     raw=st.binary(max_size=64),
     header=st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=40),
 )
-def test_no_raw_bytes_or_header_gives_a_500(fuzz_app: Flask, raw: bytes, header: str) -> None:
-    reply = fuzz_app.test_client().put(
-        api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"),
-        data=raw,
-        headers={
-            "Authorization": "Basic " + header.encode("latin-1", "replace").decode("latin-1"),
-            "Content-Type": "application/json",
-        },
+def test_no_raw_bytes_or_header_gives_a_500(raw: bytes, header: str) -> None:
+    reply = (
+        PROFILE_APPS["default"]
+        .test_client()
+        .put(
+            api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"),
+            data=raw,
+            headers={
+                "Authorization": "Basic " + header.encode("latin-1", "replace").decode("latin-1"),
+                "Content-Type": "application/json",
+            },
+        )
     )
     assert reply.status_code in (200, 400, 401)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    path=st.sampled_from(["/__admin/requests", "/__admin/faults", "/__admin/tenants/acmecorp01"]),
+    query=st.dictionaries(
+        st.sampled_from(["status", "method", "agent", "tenant", "path"]), query_values, max_size=3
+    ),
+    body=json_values,
+)
+def test_no_control_plane_input_gives_a_500(path: str, query: dict[str, str], body: object) -> None:
+    client = CONTROL_PLANE_APP.test_client()
+    assert client.get(path, query_string=query).status_code in (200, 400)
+    for method in ("POST", "PATCH", "PUT"):
+        reply = client.open(path, method=method, data=json.dumps(body), headers=AUTH_JSON)
+        assert reply.status_code < 500, reply.get_data(as_text=True)

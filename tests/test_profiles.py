@@ -19,7 +19,7 @@ LUNCH = {
 
 
 def profile_api(name: str) -> Api:
-    return flask_api(create_app(profile=name).test_client())
+    return flask_api(create_app(profile=name, validate_responses=True).test_client())
 
 
 def test_unknown_profile_is_refused_by_name() -> None:
