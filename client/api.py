@@ -40,7 +40,7 @@ from client.errors import (
 from client.models import AGENT_ID, Agent, BulkResult, ChangeOutcome, StatusChange, StatusCode
 from client.retry import Replay, RetryPolicy, may_retry_status, parse_retry_after
 from schemas import load_schema
-from schemas.rules import SETTABLE, can_transition
+from schemas.rules import REPEATABLE
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ ENV_TENANT = "AGENTSTATUS_TENANT"
 ENV_USERNAME = "AGENTSTATUS_USERNAME"
 ENV_TOKEN = "AGENTSTATUS_TOKEN"
 
-IDEMPOTENT_TARGETS = frozenset(status for status in SETTABLE if can_transition(status, status))
 """Targets a repeated single set re-applies with the same answer: the rules allow X -> X."""
 
 
@@ -228,7 +227,7 @@ class AgentStatusClient:
     ) -> ChangeOutcome:
         """Set one agent's status (and reason code). A refusal raises ``ChangeRejectedError``."""
         change = StatusChange(agent_id, int(status), status_code)
-        replay = Replay.SAFE if status in IDEMPOTENT_TARGETS else Replay.IF_UNPROCESSED
+        replay = Replay.SAFE if status in REPEATABLE else Replay.IF_UNPROCESSED
         response = self._send(
             "PUT", self._agents_url(agent_id), replay=replay, body=change.body(), agent_id=agent_id
         )

@@ -64,10 +64,6 @@ class KitConfig:
     def live(self) -> bool:
         return self.kind == "live"
 
-    @property
-    def has_control_plane(self) -> bool:
-        return not self.live
-
     def describe(self) -> str:
         """One line naming the target, safe for a report: no token, no header."""
         if self.kind == "emulator":

@@ -15,13 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from contract_tests.target import StatusCode, Target
-from schemas.rules import AgentStatus
+from schemas.rules import REPEATABLE, AgentStatus
 
 LIMIT_PROBE_ENTRIES = 101
 DOCUMENTED_LIMIT = 100
 NO_SUCH_GROUP = "kit-no-such-group"
 PROBE_CODE = StatusCode(987_654_321, 987_654_322, "KitProbe")
-JOINED = (AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE)
 
 READ_ONLY = "read-only"
 UNKNOWN_IDS = "bulk naming only unknown agent ids (changes nothing)"
@@ -191,7 +190,7 @@ def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | N
     """A writable agent in 3/4/5 and a code it may take (its own, when codes are required)."""
     for agent_id in target.writable:
         agent = target.api.agent_body(agent_id)
-        if agent["agent-status"] not in JOINED:
+        if agent["agent-status"] not in REPEATABLE:
             continue
         valid = target.codebook(agent_id).valid
         if valid or not needs_code:

@@ -43,9 +43,6 @@ class WriteGuard:
         """The target has no such agent (a 404, or not in the full list): writes cannot hurt."""
         self._absent.add(agent_id)
 
-    def is_absent(self, agent_id: str) -> bool:
-        return agent_id in self._absent
-
     def may_change(self, agent_id: str) -> bool:
         return self.writable is None or agent_id in self.writable
 

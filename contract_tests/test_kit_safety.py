@@ -11,6 +11,9 @@ from contract_tests.conformance import POINTS, assemble, render_markdown
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
 from contract_tests.http import ApiTransport, Exchange, ResponseContract
 from contract_tests.target import Target, code_of, not_applicable, same_state
+from schemas.rules import REPEATABLE
+
+JOINED = sorted(int(status) for status in REPEATABLE)
 
 
 def guarded(target: Target, writable: frozenset[str], allow_logout: bool = False) -> ApiTransport:
@@ -66,7 +69,7 @@ def test_the_guard_lets_through_only_ids_the_target_answered_404_for(target: Tar
 
 
 def test_the_first_write_to_an_agent_records_where_it_started(target: Target) -> None:
-    joined = target.writable_now([3, 4, 5])
+    joined = target.writable_now(JOINED)
     if not joined:
         not_applicable("no writable agent in 3, 4 or 5")
     agent = joined[0]
@@ -83,15 +86,13 @@ def test_the_first_write_to_an_agent_records_where_it_started(target: Target) ->
 def test_restore_puts_agents_back_and_reports_what_the_api_cannot(fresh: Target) -> None:
     # Agents that show a code of their group, so every profile takes the sets below.
     with_codes = [
-        a
-        for a in fresh.writable_now([3, 4, 5])
-        if code_of(a) and fresh.codebook(a["agent-id"]).valid
+        a for a in fresh.writable_now(JOINED) if code_of(a) and fresh.codebook(a["agent-id"]).valid
     ]
     movable, leaving = with_codes[0], with_codes[1]
     started = {a["agent-id"]: a["agent-status"] for a in (movable, leaving)}
     api = guarded(fresh, frozenset(started), allow_logout=True)
     code = fresh.codebook(movable["agent-id"]).valid[-1].fields()
-    other = next(s for s in (3, 4, 5) if s != movable["agent-status"])
+    other = next(s for s in JOINED if s != movable["agent-status"])
     assert api.set_agent(movable["agent-id"], {"agent-status": other, **code}).status == 200
     code = fresh.codebook(leaving["agent-id"]).valid[0].fields()
     assert api.set_agent(leaving["agent-id"], {"agent-status": 1, **code}).status == 200

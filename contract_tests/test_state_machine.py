@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 from contract_tests.conformance import Conformance
 from contract_tests.model import CODE_KINDS, Expectation, ModelAgent, expect
 from contract_tests.target import StatusCode, Target, not_applicable
-from schemas.rules import ALLOWED_TRANSITIONS, AgentStatus
+from schemas.rules import ALLOWED_TRANSITIONS, REPEATABLE, AgentStatus
 
 MACHINE_AGENTS = 6
 BULK_ENTRIES = 4
@@ -44,14 +44,16 @@ def pick_agents(target: Target) -> list[str]:
 def machine(target: Target, conformance: Conformance) -> type[RuleBasedStateMachine]:
     """A machine class bound to this target: its agents, statuses, codes and bulk method."""
     agents = pick_agents(target)
-    statuses = [s for s in range(12) if s != 1 or target.config.allow_logout]
+    statuses = [
+        int(s) for s in AgentStatus if s != AgentStatus.LOGGED_OUT or target.config.allow_logout
+    ]
     single_codes = bool(conformance.value("single_requires_status_codes"))
     bulk_codes = bool(conformance.value("bulk_requires_status_codes"))
     bulk_method = conformance.bulk_method
     unknown = target.unknown_agent_id()
     change = st.tuples(
         st.sampled_from(agents),
-        st.one_of(st.sampled_from([3, 4, 5]), st.sampled_from(statuses)),
+        st.one_of(st.sampled_from(sorted(int(s) for s in REPEATABLE)), st.sampled_from(statuses)),
         st.sampled_from(CODE_KINDS),
         st.integers(0, 9),
     )

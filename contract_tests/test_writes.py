@@ -11,11 +11,9 @@ from typing import Any
 from contract_tests.conformance import Conformance
 from contract_tests.model import ModelAgent, expect, label
 from contract_tests.target import CodeBook, StatusCode, Target, not_applicable
-from schemas.rules import ALLOWED_TRANSITIONS, AgentStatus
+from schemas.rules import ALLOWED_TRANSITIONS, REPEATABLE, AgentStatus
 
-JOINED = [
-    int(s) for s in (AgentStatus.ON_BREAK, AgentStatus.WAIT_TRANSACT, AgentStatus.WORK_OFFLINE)
-]
+JOINED = sorted(int(status) for status in REPEATABLE)
 
 
 def body(status: int, code: StatusCode | None) -> dict[str, Any]:
@@ -58,7 +56,7 @@ def test_an_allowed_single_change_takes_effect_and_reads_back(
 def test_an_agent_in_a_status_the_api_cannot_leave_stays_there(
     fresh: Target, conformance: Conformance
 ) -> None:
-    stuck = [s for s in range(12) if AgentStatus(s) not in ALLOWED_TRANSITIONS]
+    stuck = [int(s) for s in AgentStatus if s not in ALLOWED_TRANSITIONS]
     agents = fresh.writable_now(stuck)
     if not agents:
         not_applicable("no writable agent in a status the API cannot leave")
@@ -168,7 +166,7 @@ def test_a_bulk_with_a_refused_entry_still_applies_the_others(
     fresh: Target, conformance: Conformance
 ) -> None:
     method = bulk_method(conformance)
-    stuck = [s for s in range(12) if AgentStatus(s) not in ALLOWED_TRANSITIONS]
+    stuck = [int(s) for s in AgentStatus if s not in ALLOWED_TRANSITIONS]
     movable = bulk_ready(fresh, conformance, JOINED)
     blocked = fresh.writable_now(stuck)
     if not movable or not blocked:

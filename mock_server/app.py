@@ -144,7 +144,5 @@ def _translate_http_exception(error: HTTPException) -> Response:
 
 def _unexpected_error(error: Exception) -> Response:
     """A bug in the emulator: logged, and still answered as Problem JSON, never HTML."""
-    from flask import current_app
-
     current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
     return render_error(ApiError(f"The emulator failed unexpectedly: {type(error).__name__}."))

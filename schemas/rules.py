@@ -118,3 +118,10 @@ def transition_refusal(current: int, target: int) -> str | None:
         f"The transition {source.label} -> {destination.label} is not allowed through the API; "
         "it is allowed only from 3 ON_BREAK, 4 WAIT_TRANSACT and 5 WORK_OFFLINE."
     )
+
+
+REPEATABLE: frozenset[AgentStatus] = frozenset(
+    status for status in AgentStatus if can_transition(status, status)
+)
+"""The joined statuses (3, 4, 5): each can be set again (a new reason code) and moved to the
+others, so setting one of them is always safe to repeat."""

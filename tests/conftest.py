@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -27,6 +28,17 @@ DEMO_TOKEN = "nevertellanyone"
 GUIDE_AUTH_HEADER = "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU="
 OTHER_TENANT = "globex02"
 DISABLED_TENANT = "initech03"
+
+
+def read_line(stream: IO[str], timeout: float = 30.0) -> str:
+    """One line from a child's pipe, or a failure after ``timeout`` instead of a hung run."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not lines:
+        pytest.fail(f"no line from the child process within {timeout}s")
+    return lines[0]
 
 
 def basic(username: str, token: str) -> dict[str, str]:
@@ -173,9 +185,7 @@ def flask_api(client: FlaskClient) -> Api:
     return Api(send)
 
 
-def http_api(server: RunningServer) -> Api:
-    session = requests.Session()
-
+def http_api(server: RunningServer, session: requests.Session) -> Api:
     def send(method: str, path: str, data: Any, headers: Mapping[str, str]) -> Reply:
         response = session.request(
             method, server.base_url + path, data=data, headers=dict(headers), timeout=10
@@ -186,8 +196,10 @@ def http_api(server: RunningServer) -> Api:
 
 
 @pytest.fixture(params=["flask", "http"])
-def api(request: pytest.FixtureRequest) -> Api:
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
     """The emulator through the Flask test client, then again over real HTTP."""
     if request.param == "flask":
-        return flask_api(request.getfixturevalue("client"))
-    return http_api(request.getfixturevalue("live"))
+        yield flask_api(request.getfixturevalue("client"))
+        return
+    with requests.Session() as session:
+        yield http_api(request.getfixturevalue("live"), session)

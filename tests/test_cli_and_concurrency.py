@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, Api, api_path, http_api
+from conftest import (
+    DEMO_TENANT,
+    DEMO_TOKEN,
+    DEMO_USERNAME,
+    Api,
+    api_path,
+    http_api,
+    read_line,
+)
 
 from mock_server.server import RunningServer
 
@@ -36,10 +44,10 @@ def test_serve_prints_the_base_url_and_a_working_curl_line(command: list[str]) -
     executable = [str(BIN / command[0])] if len(command) == 1 else command
     with serving([*executable, "serve", "--port", "0"]) as process:
         assert process.stdout is not None
-        banner = process.stdout.readline().strip()
+        banner = read_line(process.stdout).strip()
         assert banner.startswith("Agent Status API emulator on http://127.0.0.1:")
         base = banner.rsplit(" ", 1)[1]
-        curl = process.stdout.readline()
+        curl = read_line(process.stdout)
         assert "Authorization: Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU=" in curl
         assert f"{base}/tenants/{DEMO_TENANT}/agentstatus/agents" in curl
         reply = requests.get(
@@ -80,15 +88,18 @@ def test_serve_with_a_custom_fixture_prints_no_token(tmp_path: Path) -> None:
     command = [str(BIN / "agentstatus-mock"), "serve", "--port", "0", "--fixture", str(fixture)]
     with serving([*command, "--profile", "guide"]) as process:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(3)]
+        lines = [read_line(process.stdout) for _ in range(3)]
         assert "very-secret-token" not in "".join(lines)
         assert "curl -u 'u1:YOUR_TOKEN'" in lines[1]
         assert lines[2].startswith("Profile: guide.")
 
 
-def test_concurrent_writes_to_one_agent_are_serialised(live: RunningServer) -> None:
-    """Many threads flip one agent between two full states; no read ever shows a torn mix."""
-    api: Api = http_api(live)
+def test_concurrent_writers_are_all_answered_and_reads_show_whole_states(
+    live: RunningServer, http: requests.Session
+) -> None:
+    """The threaded server answers every one of many concurrent writes to one agent with 200,
+    and every read in between shows one complete written state."""
+    api: Api = http_api(live, http)
     agent = "agTornWriteProbe"
     api.place_agent(agent, 4)
     states = [
@@ -100,21 +111,21 @@ def test_concurrent_writes_to_one_agent_are_serialised(live: RunningServer) -> N
     failures: list[str] = []
 
     def writer(index: int) -> None:
-        session = requests.Session()
-        session.auth = (DEMO_USERNAME, DEMO_TOKEN)
-        url = live.base_url + api_path(suffix=f"/{agent}")
-        for round_number in range(25):
-            reply = session.put(url, json=states[(index + round_number) % 2], timeout=10)
-            if reply.status_code != 200:
-                failures.append(reply.text)
-            body = session.get(url, timeout=10).json()
-            seen.add(
-                (
-                    body["agent-status"],
-                    body["status-code-item-id"],
-                    body["status-code-item-short-code"],
+        with requests.Session() as session:
+            session.auth = (DEMO_USERNAME, DEMO_TOKEN)
+            url = live.base_url + api_path(suffix=f"/{agent}")
+            for round_number in range(25):
+                reply = session.put(url, json=states[(index + round_number) % 2], timeout=10)
+                if reply.status_code != 200:
+                    failures.append(reply.text)
+                body = session.get(url, timeout=10).json()
+                seen.add(
+                    (
+                        body["agent-status"],
+                        body["status-code-item-id"],
+                        body["status-code-item-short-code"],
+                    )
                 )
-            )
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
     for thread in threads:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path
+from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, read_line
 
 BIN = Path(sys.executable).parent
 THREADS = 4
@@ -67,7 +67,7 @@ def server(state_file: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     )
     try:
         assert process.stdout is not None
-        banner = process.stdout.readline().strip()
+        banner = read_line(process.stdout).strip()
         assert banner.startswith("Agent Status API emulator on http://127.0.0.1:"), banner
         yield banner.rsplit(" ", 1)[1], process
     finally:
@@ -99,37 +99,37 @@ def body(state: State) -> dict[str, int]:
 
 def writer(base: str, agents: list[str], load: Load) -> None:
     """Alternate single sets and bulks over this thread's own agents until the server dies."""
-    http = session()
-    bulk_url = base + api_path(suffix="/bulk").removeprefix("/api/v1")
-    for number in range(REQUESTS_PER_THREAD):
-        states = {agent: STATES[(number + i) % len(STATES)] for i, agent in enumerate(agents)}
-        targets = agents[:1] if number % 2 == 0 else agents
-        for agent in targets:
-            load.ledgers[agent].in_flight = states[agent]
-        try:
-            if len(targets) == 1:
-                reply = http.put(
-                    agent_url(base, targets[0]), json=body(states[targets[0]]), timeout=10
-                )
-                results = [{"agent-id": targets[0], "change-status": reply.status_code}]
-            else:
-                entries = [{"agent-id": agent, **body(states[agent])} for agent in targets]
-                reply = http.put(bulk_url, json={"agents": entries}, timeout=10)
-                results = reply.json()["data"] if reply.status_code == 207 else []
-                if reply.status_code != 207:
-                    load.unexpected.append(reply.text)
-        except (requests.ConnectionError, requests.Timeout, ValueError):
-            return  # killed mid-request: what was in flight may or may not have landed
-        for result in results:
-            if result["change-status"] != 200:
-                load.unexpected.append(f"{result}")
-                continue
-            ledger = load.ledgers[result["agent-id"]]
-            ledger.acknowledged, ledger.in_flight = states[result["agent-id"]], None
-        with load.lock:
-            load.acknowledged += len(results)
-            if load.acknowledged >= KILL_AFTER_ACKNOWLEDGED:
-                load.enough.set()
+    with session() as http:
+        bulk_url = base + api_path(suffix="/bulk").removeprefix("/api/v1")
+        for number in range(REQUESTS_PER_THREAD):
+            states = {agent: STATES[(number + i) % len(STATES)] for i, agent in enumerate(agents)}
+            targets = agents[:1] if number % 2 == 0 else agents
+            for agent in targets:
+                load.ledgers[agent].in_flight = states[agent]
+            try:
+                if len(targets) == 1:
+                    reply = http.put(
+                        agent_url(base, targets[0]), json=body(states[targets[0]]), timeout=10
+                    )
+                    results = [{"agent-id": targets[0], "change-status": reply.status_code}]
+                else:
+                    entries = [{"agent-id": agent, **body(states[agent])} for agent in targets]
+                    reply = http.put(bulk_url, json={"agents": entries}, timeout=10)
+                    results = reply.json()["data"] if reply.status_code == 207 else []
+                    if reply.status_code != 207:
+                        load.unexpected.append(reply.text)
+            except (requests.ConnectionError, requests.Timeout, ValueError):
+                return  # killed mid-request: what was in flight may or may not have landed
+            for result in results:
+                if result["change-status"] != 200:
+                    load.unexpected.append(f"{result}")
+                    continue
+                ledger = load.ledgers[result["agent-id"]]
+                ledger.acknowledged, ledger.in_flight = states[result["agent-id"]], None
+            with load.lock:
+                load.acknowledged += len(results)
+                if load.acknowledged >= KILL_AFTER_ACKNOWLEDGED:
+                    load.enough.set()
 
 
 def held(base: str, http: requests.Session, agent_id: str) -> State:
@@ -146,10 +146,9 @@ def test_acknowledged_writes_survive_sigkill_of_every_worker(tmp_path: Path) -> 
     ]
     load = Load()
     with server(state_file) as (base, process):
-        admin = requests.Session()
         for agent in agents:
             start = STATES[0]
-            placed = admin.put(
+            placed = requests.put(
                 f"{base.removesuffix('/api/v1')}/__admin/tenants/{DEMO_TENANT}/agents/{agent}",
                 json={"group-id": 100, **body(start)},
                 timeout=10,
@@ -172,19 +171,16 @@ def test_acknowledged_writes_survive_sigkill_of_every_worker(tmp_path: Path) -> 
     assert load.unexpected == []
     assert load.acknowledged >= KILL_AFTER_ACKNOWLEDGED
 
-    with server(state_file) as (base, _):
-        http = session()
+    with server(state_file) as (base, _), session() as http:
         for agent, ledger in load.ledgers.items():
             assert held(base, http, agent) in ledger.allowed(), agent
 
 
 def test_restart_keeps_the_state_and_reset_restores_the_fixture(tmp_path: Path) -> None:
     state_file = tmp_path / "state.sqlite"
-    with server(state_file) as (base, _):
-        http = session()
+    with server(state_file) as (base, _), session() as http:
         assert http.put(agent_url(base, BOB), json=body((3, 1725)), timeout=10).status_code == 200
-    with server(state_file) as (base, _):
-        http = session()
+    with server(state_file) as (base, _), session() as http:
         assert held(base, http, BOB) == (3, 1725)
         reset = requests.post(f"{base.removesuffix('/api/v1')}/__admin/reset", timeout=10)
         assert reset.status_code == 200
