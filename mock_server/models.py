@@ -345,11 +345,11 @@ class AgentStatusBackend:
                 body["page"] = page.page
             return orjson.dumps(body)
         with self._store.reading() as state:
-            _tenant(state, tenant_id)
             revision = state.revision()
             cached_revision, rendered = self._rendered
             if cached_revision == revision and tenant_id in rendered:
-                return rendered[tenant_id]
+                return rendered[tenant_id]  # the tenant existed at this revision: it still does
+            _tenant(state, tenant_id)
             agents = state.agents(tenant_id)
         rendered_list = orjson.dumps({"data": [agent.to_api() for agent in agents]})
         if cached_revision != revision:
@@ -360,9 +360,14 @@ class AgentStatusBackend:
         return rendered_list
 
     def get_agent(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
+        """One agent; the tenant is looked up only when the agent is missing (an agent exists
+        only in an existing tenant), to tell a missing tenant from a missing agent."""
         with self._store.reading() as state:
-            _tenant(state, tenant_id)
-            return _agent(state, tenant_id, agent_id).to_api()
+            agent = state.agent(tenant_id, agent_id)
+            if agent is None:
+                _tenant(state, tenant_id)
+                raise AgentNotFound(agent_id)
+            return agent.to_api()
 
     def set_agent_status(self, tenant_id: str, agent_id: str, payload: object) -> dict[str, Any]:
         """The single set: validate the body, then apply it to the agent, or refuse."""

@@ -19,14 +19,20 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from mock_server.faults import MAX_LATENCY_MS
 from mock_server.sqlite_store import SQLiteStore
 from mock_server.store import MemoryStore, StateStore
 
 if TYPE_CHECKING:
     from gunicorn._types import _WSGIAppType
 
-GUNICORN_THREADS = 4
-"""Threads per gunicorn worker (gthread): keeps connections alive and overlaps I/O."""
+WORKER_CLASS = "sync"
+"""Gunicorn's sync workers, one request at a time per process, chosen by measurement on 2
+cores (README, "Benchmark"): gthread threads of one process contend for the GIL, and a thread
+holding the write lock waits for it again after every SQLite call, so the lock is held while
+other threads run; sync workers served the emulator faster, with half to a third of the p99."""
+WORKER_TIMEOUT_SECONDS = MAX_LATENCY_MS // 1000 + 30
+"""A sync worker busy for longer is killed: a request delayed by the longest fault must not be."""
 
 
 @dataclass
@@ -79,8 +85,8 @@ class GunicornServer(BaseApplication):
         self._options: dict[str, Any] = {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
-            "threads": GUNICORN_THREADS,
+            "worker_class": WORKER_CLASS,
+            "timeout": WORKER_TIMEOUT_SECONDS,
             "loglevel": "warning",
             "accesslog": None,
             "when_ready": lambda arbiter: on_ready(_bound_port(arbiter)),
