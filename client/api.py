@@ -63,8 +63,6 @@ ENV_TENANT = "AGENTSTATUS_TENANT"
 ENV_USERNAME = "AGENTSTATUS_USERNAME"
 ENV_TOKEN = "AGENTSTATUS_TOKEN"
 
-"""Targets a repeated single set re-applies with the same answer: the rules allow X -> X."""
-
 
 def platforms() -> dict[str, str]:
     """The vendor's platforms, name -> API base URL (``schemas/platforms.json``)."""
@@ -82,13 +80,18 @@ def platform_url(name: str) -> str:
         raise ConfigurationError(f"unknown platform {name!r}; known platforms: {known}") from None
 
 
+def basic_authorization(username: str, token: str) -> str:
+    """The ``Authorization`` value for HTTP Basic with a username and action token."""
+    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    return f"Basic {encoded}"
+
+
 class TokenAuth(AuthBase):
     """HTTP Basic with the tenant's username and action token; its repr hides the token."""
 
     def __init__(self, username: str, token: str) -> None:
         self.username = username
-        encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-        self._header = f"Basic {encoded}"
+        self._header = basic_authorization(username, token)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = self._header

@@ -10,7 +10,6 @@ Nothing here ever prints the token or the Authorization header.
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import time
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 import requests
 
+from client.api import basic_authorization
 from contract_tests.guard import RestoreLedger, WriteGuard
 from schemas.contract import ContractValidator
 from schemas.documents import API_DOCUMENT, bundle
@@ -44,8 +44,7 @@ class Credentials:
     token: str = field(repr=False)
 
     def header(self) -> str:
-        encoded = base64.b64encode(f"{self.username}:{self.token}".encode()).decode("ascii")
-        return f"Basic {encoded}"
+        return basic_authorization(self.username, self.token)
 
 
 @dataclass(frozen=True)
@@ -201,10 +200,12 @@ class ApiTransport:
         )
         problems = [self.redact(p) for p in self.contract.violations(exchange)]
         if problems:
-            found = f"{exchange.describe()} breaks the contract: " + "; ".join(problems)
-            self.violations.append(self.redact(found))
+            found = self.redact(
+                f"{exchange.describe()} breaks the contract: " + "; ".join(problems)
+            )
+            self.violations.append(found)
             if self._strict:
-                raise ContractBreach(self.redact(found))
+                raise ContractBreach(found)
         return exchange
 
     # -- reads ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, desc
 from contract_tests.http import ApiTransport, Credentials, ResponseContract
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_LIST_ID,
+    SETTABLE,
     AgentStatus,
     can_transition,
 )
@@ -163,14 +164,8 @@ class Target:
 
     def settable_targets(self) -> list[int]:
         """The statuses the kit may send: LOGGED_OUT only when allowed."""
-        return [
-            int(status)
-            for status in (
-                AgentStatus.ON_BREAK,
-                AgentStatus.WAIT_TRANSACT,
-                AgentStatus.WORK_OFFLINE,
-            )
-        ] + ([int(AgentStatus.LOGGED_OUT)] if self.config.allow_logout else [])
+        joined = [int(status) for status in sorted(SETTABLE - {AgentStatus.LOGGED_OUT})]
+        return joined + ([int(AgentStatus.LOGGED_OUT)] if self.config.allow_logout else [])
 
     def writable_now(self, statuses: Iterable[int]) -> list[dict[str, Any]]:
         """The writable agents whose current status is one of ``statuses``, as read now."""

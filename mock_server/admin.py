@@ -15,6 +15,8 @@ from mock_server.errors import AdminForbidden, InvalidRequest
 from mock_server.responses import json_response
 
 ADMIN_HEADER = "X-Admin-Token"
+ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
+"""Where ``serve`` and the pytest plugin read the admin token from."""
 
 admin = Blueprint("admin", __name__, url_prefix="/__admin")
 

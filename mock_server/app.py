@@ -33,6 +33,7 @@ from mock_server.profiles import Profile, get_profile
 from mock_server.responses import (
     REQUEST_ID_HEADER,
     api_blueprint,
+    forbidden_xml_response,
     problem_response,
 )
 from mock_server.store import StateStore
@@ -110,9 +111,9 @@ def render_error(error: ApiError) -> Response:
         isinstance(error, TenantForbidden) and profile.tenant_forbidden_xml
     )
     if xml:
-        response = Response(ApiNotEnabled.XML_BODY, status=error.status, mimetype="application/xml")
+        response = forbidden_xml_response()
     else:
-        response = problem_response(int(error.status), error.detail, request_id(), error.title)
+        response = problem_response(int(error.status), error.detail, request_id())
     response.headers.update(error.headers)
     return response
 

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 import yaml
 
-from mock_server.fixtures import FixtureError, build_tenants, validate_document
+from mock_server.fixtures import FixtureError, build_tenants
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
 
@@ -167,8 +167,7 @@ def build_document(
             }
         ]
     }
-    validate_document(document)
-    build_tenants(document)
+    build_tenants(document)  # validates against the schema first, then for consistency
     return document
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import sys
 from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
+from mock_server.admin import ADMIN_TOKEN_ENV
 from mock_server.app import create_app
 from mock_server.capture import add_import_command
 from mock_server.context import EXTENSION
@@ -19,11 +19,10 @@ from mock_server.profiles import PROFILES
 from mock_server.proxy import add_proxy_command
 from mock_server.recording import add_validate_command
 from mock_server.replay import add_diff_command
-from mock_server.server import is_loopback
+from mock_server.responses import basic_authorization
+from mock_server.server import add_listen_options, is_loopback
 from mock_server.serving import GunicornServer, choose_store
 from mock_server.watch import FixtureWatcher
-
-ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,12 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    serve.add_argument(
-        "--port", type=int, default=8080, help="port (0 picks a free one; default 8080)"
-    )
+    add_listen_options(serve, port=8080)
     serve.add_argument(
         "--fixture", help="JSON or YAML tenant set (default: the built-in demo tenants)"
     )
@@ -106,8 +100,8 @@ def start_banner(base_url: str, fixture_path: str | None, document: dict[str, ob
     if first is not None:
         url = f"{base_url}/api/v1/tenants/{first['tenant-id']}/agentstatus/agents"
         if fixture_path is None:
-            header = base64.b64encode(f"{first['username']}:{first['token']}".encode()).decode()
-            lines.append(f"Try: curl --location '{url}' --header 'Authorization: Basic {header}'")
+            header = basic_authorization(first["username"], first["token"])
+            lines.append(f"Try: curl --location '{url}' --header 'Authorization: {header}'")
         else:
             lines.append(f"Try: curl -u '{first['username']}:YOUR_TOKEN' '{url}'")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from flask import current_app, request
 
 from mock_server.errors import InvalidRequest, UnsupportedMediaType
 from mock_server.models import AgentStatusBackend
+from schemas.contract import is_json_media_type
 
 EXTENSION = "agentstatus"
 
@@ -33,7 +34,7 @@ def backend_of() -> AgentStatusBackend:
 def read_json_body() -> object:
     """The request body as JSON; 415 when not declared JSON, 400 when it does not parse."""
     mimetype = request.mimetype
-    if mimetype != "application/json" and not mimetype.endswith("+json"):
+    if not is_json_media_type(mimetype):
         declared = mimetype or "no Content-Type"
         raise UnsupportedMediaType(f"The body must be sent as application/json, not {declared}.")
     raw = request.get_data(cache=True)

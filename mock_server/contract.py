@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from flask import Response, current_app, request
 
@@ -20,8 +21,10 @@ EXTENSION = "agentstatus.contract"
 _CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
 
 
+@cache
 def openapi_path(rule: str) -> str:
-    """A Flask rule as an OpenAPI path template: ``<tenant_id>`` → ``{tenantId}``."""
+    """A Flask rule as an OpenAPI path template: ``<tenant_id>`` → ``{tenantId}``; cached, as
+    an app has few rules and every validated response asks for its own."""
 
     def camel(match: re.Match[str]) -> str:
         head, *rest = match.group(1).split("_")

@@ -43,10 +43,15 @@ def _api_document(profile: Profile) -> dict[str, Any]:
         if method.upper() not in profile.bulk_methods:
             del bulk[method]
     if not profile.single_success_body:
-        success = document["paths"][SINGLE_PATH]["put"]["responses"]["200"]
-        del success["content"]
-        success["description"] = "The status was changed; no body (as the reference describes)."
+        drop_single_success_body(document)
     return document
+
+
+def drop_single_success_body(document: dict[str, Any]) -> None:
+    """Narrow a bundled API document to the reference's single set: a 200 with no body."""
+    success = document["paths"][SINGLE_PATH]["put"]["responses"]["200"]
+    del success["content"]
+    success["description"] = "The status was changed; no body (as the reference describes)."
 
 
 @docs.get("/openapi.json")

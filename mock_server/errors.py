@@ -20,10 +20,6 @@ class ApiError(Exception):
         super().__init__(detail)
         self.detail = detail
 
-    @property
-    def title(self) -> str:
-        return HTTPStatus(self.status).phrase
-
 
 class InvalidRequest(ApiError):
     """400: malformed JSON, wrong types, unknown or unsettable values, refused transitions."""

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import requests
 
-ADMIN_HEADER = "X-Admin-Token"
+from mock_server.admin import ADMIN_HEADER
+
 TIMEOUT_SECONDS = 10.0
 StatusCodes = tuple[int | None, int | None, str | None]
 

@@ -89,8 +89,14 @@ def recorded_body(raw: bytes | int, content_type: str | None) -> Any:
     return text
 
 
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of the header ``name``, in any case; None when it is absent."""
+    wanted = name.lower()
+    return next((value for key, value in headers if key.lower() == wanted), None)
+
+
 def _content_type(headers: Iterable[tuple[str, str]]) -> str | None:
-    return next((value for name, value in headers if name.lower() == "content-type"), None)
+    return header_value(headers, "content-type")
 
 
 def bulk_agent_ids(body: Any) -> list[str]:

@@ -130,11 +130,7 @@ def parse_status_change(
     item_raw = payload.get("status-code-item-id")
     short_raw = payload.get("status-code-item-short-code")
     if require_codes:
-        for name, value in (
-            ("status-code-list-id", list_raw),
-            ("status-code-item-id", item_raw),
-            ("status-code-item-short-code", short_raw),
-        ):
+        for name, value in zip(STATUS_CODE_FIELDS, (list_raw, item_raw, short_raw), strict=True):
             if value is None:
                 raise InvalidRequest(f"{prefix}{name} is required.")
     # An optional field is absent or typed: null is refused (the contract's schemas say so).
@@ -189,10 +185,6 @@ class AgentStatusBackend:
                 state.replace_all(build_tenants(fixture).values(), encoded)
             else:
                 state.set_fixture(encoded)
-
-    @property
-    def store(self) -> StateStore:
-        return self._store
 
     # -- control plane -------------------------------------------------------------------
 

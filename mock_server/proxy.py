@@ -30,6 +30,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
 from mock_server.capture import ENV, TIMEOUT_SECONDS, CaptureError, api_url
+from mock_server.journal import header_value
 from mock_server.recording import (
     RecordingWriter,
     masked,
@@ -38,7 +39,7 @@ from mock_server.recording import (
     secrets_of,
 )
 from mock_server.responses import problem_response
-from mock_server.server import is_loopback
+from mock_server.server import add_listen_options, is_loopback
 from mock_server.testdouble import API_ROOT
 
 HOP_BY_HOP = frozenset(
@@ -86,8 +87,8 @@ def _forwarded(headers: Any) -> list[tuple[str, str]]:
 
 def _decoded(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
     """The body as the client will read it, for the recording (which keeps it readable)."""
-    encoding = next((v for k, v in headers if k.lower() == "content-encoding"), "").lower()
-    decoder = DECODERS.get(encoding.strip())
+    encoding = header_value(headers, "content-encoding") or ""
+    decoder = DECODERS.get(encoding.lower().strip())
     if decoder is None:
         return raw
     try:
@@ -133,7 +134,7 @@ def create_proxy_app(upstream: str, record: Path) -> Flask:
             exchange.update(status=None, response=None, error=response.get_json()["detail"])
         else:
             response = Response(raw, status=status, headers=headers)
-            if not any(name.lower() == "content-type" for name, _ in headers):
+            if header_value(headers, "content-type") is None:
                 del response.headers["Content-Type"]
             exchange.update(
                 status=status,
@@ -223,12 +224,7 @@ def add_proxy_command(commands: Any) -> None:
         default=os.environ.get(ENV["platform"]),
         help=f"instead of --upstream, e.g. NA12 (or {ENV['platform']})",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=8081, help="port (0 picks a free one; default 8081)"
-    )
+    add_listen_options(parser, port=8081)
     parser.add_argument(
         "--record", required=True, metavar="FILE", help="JSON Lines file to append exchanges to"
     )

@@ -28,13 +28,13 @@ from typing import Any
 
 import pytest
 
+from mock_server.admin import ADMIN_TOKEN_ENV
 from mock_server.app import create_app
 from mock_server.fixtures import load_fixture
 from mock_server.handle import Emulator
 from mock_server.server import RunningServer, start_in_thread
 
 MARKER = "agentstatus"
-ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
 
 
 class EmulatorPool:

@@ -17,9 +17,7 @@ in case the upstream echoed them somewhere else.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import copy
+import contextlib
 import json
 import re
 import sys
@@ -29,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mock_server.docs import API_SERVER_PATH, SINGLE_PATH
-from mock_server.journal import MASK, masked_headers
-from schemas.contract import ContractValidator, Operation, is_json_media_type
+from mock_server.docs import API_SERVER_PATH, SINGLE_PATH, drop_single_success_body
+from mock_server.errors import AuthenticationFailed
+from mock_server.journal import MASK, header_value, masked_headers
+from mock_server.responses import basic_credentials
+from schemas.contract import ContractValidator, Operation, is_json_media_type, media_type_of
 from schemas.documents import API_DOCUMENT, bundle
 
 MIN_SCRUBBED_SECRET = 4
@@ -53,11 +53,8 @@ def secrets_of(headers: Iterable[tuple[str, str]]) -> list[str]:
         found.append(value.strip())
         found.append(credentials.strip())
         if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                continue
-            found.append(decoded.partition(":")[2])
+            with contextlib.suppress(AuthenticationFailed):  # not username:token in base64
+                found.append(basic_credentials(value)[1])
     return sorted(
         {secret for secret in found if len(secret) >= MIN_SCRUBBED_SECRET}, key=len, reverse=True
     )
@@ -129,14 +126,17 @@ class Message:
     headers: dict[str, str]
     body: bytes
 
+    def header(self, name: str) -> str | None:
+        return header_value(self.headers.items(), name)
+
     @property
     def content_type(self) -> str | None:
-        return _content_type(self.headers)
+        return self.header("content-type")
 
     @property
     def media_type(self) -> str:
         """``application/json``, lower case, without parameters; empty when not given."""
-        return _media_type(self.content_type or "")
+        return media_type_of(self.content_type)
 
     @classmethod
     def of(cls, recorded: Mapping[str, Any] | None) -> Message:
@@ -153,22 +153,14 @@ class Message:
 def recorded_message(headers: dict[str, str], raw: bytes) -> dict[str, Any]:
     """A request or response as the file keeps it: a JSON body parsed (``json`` true), any
     other body as text, no body as null."""
-    content_type = _content_type(headers)
-    if raw and content_type is not None and is_json_media_type(_media_type(content_type)):
+    content_type = header_value(headers.items(), "content-type")
+    if raw and is_json_media_type(media_type_of(content_type)):
         try:
             return {"headers": headers, "body": json.loads(raw), "json": True}
         except ValueError:
             pass
     text = raw.decode("utf-8", errors="replace") if raw else None
     return {"headers": headers, "body": text, "json": False}
-
-
-def _content_type(headers: Mapping[str, str]) -> str | None:
-    return next((value for name, value in headers.items() if name.lower() == "content-type"), None)
-
-
-def _media_type(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
 
 
 def operation_at(validator: ContractValidator, method: str, path: str) -> Operation | None:
@@ -191,10 +183,9 @@ class RecordingContract:
     (the reference's form), as the contract kit judges a live tenant."""
 
     def __init__(self) -> None:
-        document = bundle(API_DOCUMENT)
-        self.main = ContractValidator(document)
-        variant = copy.deepcopy(document)
-        del variant["paths"][SINGLE_PATH]["put"]["responses"]["200"]["content"]
+        self.main = ContractValidator(bundle(API_DOCUMENT))
+        variant = bundle(API_DOCUMENT)
+        drop_single_success_body(variant)
         self.no_body = ContractValidator(variant)
 
     def violations(self, exchange: Mapping[str, Any]) -> list[str]:

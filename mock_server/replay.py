@@ -30,7 +30,6 @@ answered 404 for stays unknown. Writes then move the mapped agent as they moved 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import re
 import sys
@@ -43,10 +42,12 @@ from flask.testing import FlaskClient
 
 from mock_server.app import create_app
 from mock_server.fixtures import FixtureError, load_fixture
+from mock_server.journal import bulk_agent_ids
 from mock_server.profiles import PROFILES
 from mock_server.proxy import NOT_FORWARDED
 from mock_server.recording import Message, RecordingError, answered, read_recording
-from mock_server.testdouble import API_PATH, BULK_SEGMENT
+from mock_server.responses import basic_authorization
+from mock_server.testdouble import api_path_ids
 from schemas.contract import is_json_media_type
 from schemas.rules import AgentStatus
 
@@ -270,10 +271,6 @@ def reasons(value: Any, text: str | None) -> dict[str, str]:
 # -- comparing ------------------------------------------------------------------------------
 
 
-def _header(message: Message, name: str) -> str | None:
-    return next((v for k, v in message.headers.items() if k.lower() == name.lower()), None)
-
-
 def _compared_header(name: str, value: str | None, normalise: Callable[[str], str]) -> Any:
     if value is None:
         return None
@@ -299,8 +296,8 @@ def compare(
     if recorded.body and emulator.body and recorded.media_type != emulator.media_type:
         found.append(Difference("content-type", None, recorded.media_type, emulator.media_type))
     for name in COMPARED_HEADERS:
-        mine = _compared_header(name, _header(recorded, name), normalise)
-        theirs = _compared_header(name, _header(emulator, name), normalise)
+        mine = _compared_header(name, recorded.header(name), normalise)
+        theirs = _compared_header(name, emulator.header(name), normalise)
         if mine != theirs:
             found.append(Difference("header", name, mine, theirs))
     recorded_shape, recorded_value = body_shape(recorded)
@@ -318,31 +315,12 @@ def compare(
 # -- mapping --------------------------------------------------------------------------------
 
 
-def _path_parts(path: str) -> tuple[str | None, str | None]:
-    """The tenant and the agent (None for bulk and list paths) a recorded path names."""
-    found = API_PATH.match(path)
-    if found is None:
-        return None, None
-    agent = found.group("agent")
-    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
-
-
-def _bulk_ids(value: Any) -> list[str]:
-    if not isinstance(value, dict) or not isinstance(value.get("agents"), list):
-        return []
-    return [
-        entry["agent-id"]
-        for entry in value["agents"]
-        if isinstance(entry, dict) and isinstance(entry.get("agent-id"), str)
-    ]
-
-
 def first_sightings(exchanges: Iterable[dict[str, Any]]) -> dict[str, int | None]:
     """Each recorded agent's status when the recording first shows it: from a read, ABSENT
     when the upstream did not know it, None when first seen in a successful write."""
     seen: dict[str, int | None] = {}
     for _, exchange in answered(list(exchanges)):
-        _, agent = _path_parts(exchange["path"])
+        _, agent = api_path_ids(exchange["path"])
         status = exchange["status"]
         response = (exchange.get("response") or {}).get("body")
         request = (exchange.get("request") or {}).get("body")
@@ -358,7 +336,7 @@ def first_sightings(exchanges: Iterable[dict[str, Any]]) -> dict[str, int | None
             seen.setdefault(agent, ABSENT if status == 404 else None)
         else:
             results = response.get("data") if isinstance(response, dict) else None
-            for index, agent_id in enumerate(_bulk_ids(request)):
+            for index, agent_id in enumerate(bulk_agent_ids(request)):
                 result = (
                     results[index] if isinstance(results, list) and index < len(results) else {}
                 )
@@ -399,7 +377,7 @@ def map_tenants(
     if not tenants:
         raise UsageError("the fixture has no tenant to replay against")
     mapping = dict(chosen)
-    recorded = [tenant for tenant, _ in (_path_parts(e["path"]) for e in exchanges) if tenant]
+    recorded = [tenant for tenant, _ in (api_path_ids(e["path"]) for e in exchanges) if tenant]
     home = recorded[0] if recorded else None
     if home is not None:
         mapping.setdefault(home, next(iter(tenants)))
@@ -471,12 +449,11 @@ class Replay:
             for name, value in request.headers.items()
             if name.lower() not in NOT_FORWARDED and not name.lower().endswith("authorization")
         }
-        if _header(request, "Authorization") is not None:
+        if request.header("Authorization") is not None:
             username, token = self.credentials
             if exchange["status"] == 401:
                 token = WRONG_TOKEN
-            encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {encoded}"
+            headers["Authorization"] = basic_authorization(username, token)
         answer = client.open(
             path,
             method=exchange["method"],
@@ -497,7 +474,7 @@ class Replay:
         )
 
     def replayed_path(self, path: str) -> str:
-        tenant, agent = _path_parts(path)
+        tenant, agent = api_path_ids(path)
         if tenant is None:
             return path
         parts = path.split("/")
@@ -513,7 +490,7 @@ class Replay:
             value = json.loads(request.body)
         except ValueError:
             return request.body
-        if not _bulk_ids(value):
+        if not bulk_agent_ids(value):
             return request.body
         for entry in value["agents"]:
             if isinstance(entry, dict) and isinstance(entry.get("agent-id"), str):

@@ -17,7 +17,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from mock_server.context import backend_of, read_json_body
-from mock_server.errors import AuthenticationFailed
+from mock_server.errors import ApiNotEnabled, AuthenticationFailed
 from mock_server.models import BulkOutcome
 
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
@@ -31,15 +31,13 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def problem_response(
-    status: int, detail: str, request_id: str, title: str | None = None
-) -> Response:
+def problem_response(status: int, detail: str, request_id: str) -> Response:
     """The one RFC 7807 body every error is answered with; ``instance`` and ``X-Request-Id``
     carry the same id, so a client can quote either."""
     response = json_response(
         {
             "type": "about:blank",
-            "title": title or _phrase(status),
+            "title": _phrase(status),
             "status": status,
             "detail": detail,
             "instance": f"urn:uuid:{uuid.UUID(request_id)}",
@@ -49,6 +47,11 @@ def problem_response(
     response.mimetype = PROBLEM_MIMETYPE
     response.headers[REQUEST_ID_HEADER] = request_id
     return response
+
+
+def forbidden_xml_response() -> Response:
+    """The guide's 403 with its XML body, the only 403 the guide shows."""
+    return Response(ApiNotEnabled.XML_BODY, status=403, mimetype="application/xml")
 
 
 def _phrase(status: int) -> str:
@@ -78,6 +81,12 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     if not colon:
         raise AuthenticationFailed("The Basic credentials must have the form 'username:token'.")
     return username, token
+
+
+def basic_authorization(username: str, token: str) -> str:
+    """The ``Authorization`` value ``basic_credentials`` reads back as (username, token)."""
+    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    return f"Basic {encoded}"
 
 
 def authorize() -> None:

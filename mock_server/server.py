@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import socket
 import threading
@@ -13,6 +14,16 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 READY_TIMEOUT_SECONDS = 10.0
+
+
+def add_listen_options(parser: argparse.ArgumentParser, port: int) -> None:
+    """``--host`` (loopback by default) and ``--port``, for the commands that serve."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=port, help=f"port (0 picks a free one; default {port})"
+    )
 
 
 def is_loopback(host: str) -> bool:

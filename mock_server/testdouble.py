@@ -23,7 +23,6 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from mock_server.admin import require_admin_token
 from mock_server.context import read_json_body
-from mock_server.errors import ApiNotEnabled
 from mock_server.faults import Fault, FaultRegistry, Target
 from mock_server.journal import (
     DEFAULT_JOURNAL_SIZE,
@@ -34,7 +33,12 @@ from mock_server.journal import (
     masked_headers,
     masked_request_headers,
 )
-from mock_server.responses import REQUEST_ID_HEADER, json_response, problem_response
+from mock_server.responses import (
+    REQUEST_ID_HEADER,
+    forbidden_xml_response,
+    json_response,
+    problem_response,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -60,17 +64,14 @@ class SimulatedTimeout(TimeoutError):
     """In-process only: the fault's latency outlasted the caller's read timeout."""
 
 
-def _target(method: str, path: str) -> Target:
+def api_path_ids(path: str) -> tuple[str | None, str | None]:
+    """The tenant and the agent an API path names: the agent is None on the list and bulk
+    paths, both are None off the tenant paths."""
     found = API_PATH.match(path)
     if found is None:
-        return Target(method=method, path=path, tenant=None, agent=None)
+        return None, None
     agent = found.group("agent")
-    return Target(
-        method=method,
-        path=path,
-        tenant=found.group("tenant"),
-        agent=None if agent == BULK_SEGMENT else agent,
-    )
+    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
 
 
 def _buffer_body(environ: WSGIEnvironment) -> bytes:
@@ -104,7 +105,7 @@ def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
     """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API."""
     request_id = uuid.uuid4().hex
     if action["type"] == "forbidden-xml":
-        response = Response(ApiNotEnabled.XML_BODY, status=403, mimetype="application/xml")
+        response = forbidden_xml_response()
     else:
         status: int = action["status"]
         body = action.get("body")
@@ -138,7 +139,7 @@ class TestDoubleMiddleware:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        target = _target(method, path)
+        target = Target(method, path, *api_path_ids(path))
         fault = self.faults.select(target)
         exchange = Exchange(
             method=method,

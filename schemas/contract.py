@@ -41,6 +41,11 @@ def _pointer(*segments: str) -> str:
     return "/" + "/".join(escaped)
 
 
+def media_type_of(content_type: str | None) -> str:
+    """``application/json``, lower case, without parameters; empty when none is given."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def is_json_media_type(media_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
@@ -51,7 +56,7 @@ class ContractValidator:
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.document = copy.deepcopy(document)
         resource: Resource[Any] = Resource.from_contents(
-            document, default_specification=DRAFT202012
+            self.document, default_specification=DRAFT202012
         )
         self._registry: Registry[Any] = Registry().with_resource(DOCUMENT_URI, resource)
         self._operations = {(op.method, op.path): op for op in self._read_operations()}
@@ -176,7 +181,7 @@ class ContractValidator:
                 for problem in self._header_violations(keys, response, lowered)
             ]
         content = response.get("content", {})
-        media_type = (content_type or "").split(";")[0].strip().lower()
+        media_type = media_type_of(content_type)
         if not content:
             if body:
                 problems.append(f"{where} {status} declares no body, but {len(body)} bytes came")

@@ -16,15 +16,13 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from contract_tests.config import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 from mock_server import create_app
 from mock_server.context import EXTENSION, EmulatorState
 from mock_server.server import RunningServer, start_in_thread
 from mock_server.sqlite_store import SQLiteStore
 from mock_server.store import StateStore
 
-DEMO_TENANT = "acmecorp01"
-DEMO_USERNAME = "myclientId"
-DEMO_TOKEN = "nevertellanyone"
 GUIDE_AUTH_HEADER = "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU="
 OTHER_TENANT = "globex02"
 DISABLED_TENANT = "initech03"
@@ -162,9 +160,12 @@ class Api:
     def post(self, path: str, json_body: object = None, **kwargs: Any) -> Reply:
         return self.request("POST", path, json_body=json_body, **kwargs)
 
+    def tenant_state(self, tenant: str = DEMO_TENANT) -> Any:
+        """The tenant as the control plane shows it (fixture format)."""
+        return self.admin("GET", f"/__admin/tenants/{tenant}").json()
+
     def agent(self, agent_id: str, tenant: str = DEMO_TENANT) -> dict[str, Any]:
-        reply = self.admin("GET", f"/__admin/tenants/{tenant}")
-        agents: list[dict[str, Any]] = reply.json()["agents"]
+        agents: list[dict[str, Any]] = self.tenant_state(tenant)["agents"]
         return next(agent for agent in agents if agent["agent-id"] == agent_id)
 
     def admin(self, method: str, path: str, json_body: object = None) -> Reply:

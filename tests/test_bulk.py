@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from conftest import DEMO_TENANT, Api, api_path
+from conftest import Api, api_path
 
 BULK = api_path(suffix="/bulk")
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"  # 5, group 100
@@ -16,10 +14,6 @@ LUNCH = {
     "status-code-item-id": 1725,
     "status-code-item-short-code": "Lunch",
 }
-
-
-def state(api: Api) -> Any:
-    return api.admin("GET", f"/__admin/tenants/{DEMO_TENANT}").json()
 
 
 @pytest.mark.parametrize("method", ["PUT", "POST"])
@@ -92,11 +86,11 @@ def test_entry_without_agent_status_changes_only_the_code(api: Api) -> None:
 def test_the_limit_is_100_entries(api: Api) -> None:
     entries = [{"agent-id": BOB, "agent-status": 4}] * 100
     assert api.post(BULK, {"agents": entries}).status == 207
-    before = state(api)
+    before = api.tenant_state()
     reply = api.post(BULK, {"agents": [*entries, {"agent-id": PADMA, "agent-status": 3}]})
     assert reply.status == 400
     assert "agents has 101 entries; at most 100 are allowed" in reply.json()["detail"]
-    assert state(api) == before
+    assert api.tenant_state() == before
 
 
 def test_empty_bulk_is_an_empty_207(api: Api) -> None:
@@ -130,11 +124,11 @@ MALFORMED: dict[str, tuple[object, str]] = {
 
 @pytest.mark.parametrize(("body", "expected"), MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_request_is_refused_whole(api: Api, body: object, expected: str) -> None:
-    before = state(api)
+    before = api.tenant_state()
     reply = api.post(BULK, body)
     assert reply.status == 400
     assert expected in reply.json()["detail"]
-    assert state(api) == before
+    assert api.tenant_state() == before
 
 
 def test_bulk_needs_credentials_like_everything_else(api: Api) -> None:

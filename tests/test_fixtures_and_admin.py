@@ -134,7 +134,7 @@ def test_admin_put_agent_refuses_bad_bodies(api: Api, body: object, expected: st
 
 
 def test_admin_tenant_state_has_everything_but_the_token(api: Api) -> None:
-    state = api.admin("GET", f"/__admin/tenants/{DEMO_TENANT}").json()
+    state = api.tenant_state()
     assert state["tenant-id"] == DEMO_TENANT
     assert state["username"] == "myclientId"
     assert "token" not in state
@@ -144,7 +144,7 @@ def test_admin_tenant_state_has_everything_but_the_token(api: Api) -> None:
 
 
 def test_reset_returns_to_the_fixture(api: Api) -> None:
-    before = api.admin("GET", f"/__admin/tenants/{DEMO_TENANT}").json()
+    before = api.tenant_state()
     api.put(api_path(suffix="/agAQDqmvKiRbG4ekigNSmbbb"), {"agent-status": 1})
     api.admin(
         "PUT",
@@ -152,7 +152,7 @@ def test_reset_returns_to_the_fixture(api: Api) -> None:
         {"agent-status": 4, "group-id": 100},
     )
     assert api.admin("POST", "/__admin/reset").status == 200
-    assert api.admin("GET", f"/__admin/tenants/{DEMO_TENANT}").json() == before
+    assert api.tenant_state() == before
 
 
 def test_tenant_scoped_reset_leaves_other_tenants_alone(api: Api) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import DEMO_TENANT
 
 from mock_server.fixtures import load_fixture
 from mock_server.models import AgentStatusBackend
 from mock_server.sqlite_store import SQLiteStore
 from mock_server.store import MemoryStore, StateStore
-from tests.conftest import DEMO_TENANT
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from conftest import DEMO_TENANT, Api, api_path
+from conftest import Api, api_path
 
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"  # 5 WORK_OFFLINE, group 100 (list 801), 801/1726 Train
 NORA = "agrUjDeOCLTPioS3uuGXt3im"  # 4 WAIT_TRANSACT, group 400 (no status-code lists)
@@ -14,10 +12,6 @@ MEET = {
     "status-code-item-id": 1722,
     "status-code-item-short-code": "Meet",
 }
-
-
-def tenant_state(api: Api) -> Any:
-    return api.admin("GET", f"/__admin/tenants/{DEMO_TENANT}").json()
 
 
 def test_full_body_sets_status_and_code(api: Api) -> None:
@@ -99,7 +93,7 @@ REFUSALS: dict[str, tuple[object, str]] = {
 def test_refusals_name_what_was_wrong_and_change_nothing(
     api: Api, body: object, expected: str
 ) -> None:
-    before = tenant_state(api)
+    before = api.tenant_state()
     reply = api.put(
         api_path(suffix=f"/{PADMA}"),
         data="null" if body is None else None,
@@ -111,7 +105,7 @@ def test_refusals_name_what_was_wrong_and_change_nothing(
     problem = reply.json()
     assert problem["title"] == "Bad Request"
     assert expected in problem["detail"]
-    assert tenant_state(api) == before
+    assert api.tenant_state() == before
 
 
 def test_integral_floats_are_accepted_as_integers(api: Api) -> None:

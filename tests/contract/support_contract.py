@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from schemas.contract import HTTP_METHODS
+
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 GUIDE = REFERENCE / "cc-managing-agent-status.md"
 OFFICIAL_OPENAPI = REFERENCE / "official-openapi.json"
-HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def official_document() -> dict[str, Any]:

@@ -22,16 +22,6 @@ AUTH = {"Authorization": GUIDE_AUTH_HEADER}
 
 
 @pytest.fixture
-def app() -> Flask:
-    return create_app(validate_responses=True)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
 def server(app: Flask) -> Iterator[RunningServer]:
     with start_in_thread(app) as running:
         yield running

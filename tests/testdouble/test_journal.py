@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from conftest import (
     DEMO_TENANT,
     DEMO_TOKEN,
@@ -14,7 +13,6 @@ from conftest import (
     api_path,
     basic,
 )
-from flask import Flask
 from flask.testing import FlaskClient
 
 from mock_server import create_app
@@ -24,16 +22,6 @@ AGENT = "agAQDqmvKiRbG4ekigNSmbbb"
 SECOND = "ag64oyEUb_Sk6bxVB9P5yaaa"
 AUTH = {"Authorization": GUIDE_AUTH_HEADER}
 LUNCH = {"status-code-list-id": 801, "status-code-item-id": 1725}
-
-
-@pytest.fixture
-def app() -> Flask:
-    return create_app(validate_responses=True)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def journal(client: FlaskClient, query: str = "") -> list[dict[str, Any]]:
