@@ -65,7 +65,10 @@ def test_each_profiles_report_matches_its_claims(target: Target, name: str) -> N
     control = ControlPlane(server.base_url, DEMO_TENANT)
     try:
         emulator = open_target(config, config.base_url, control)
-        found = probe(emulator)
+        try:
+            found = probe(emulator)
+        finally:
+            emulator.api.close()
     finally:
         control.close()
         server.stop()
