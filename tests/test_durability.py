@@ -118,7 +118,7 @@ def writer(base: str, agents: list[str], load: Load) -> None:
                     results = reply.json()["data"] if reply.status_code == 207 else []
                     if reply.status_code != 207:
                         load.unexpected.append(reply.text)
-            except (requests.ConnectionError, requests.Timeout, ValueError):
+            except (requests.RequestException, ValueError):
                 return  # killed mid-request: what was in flight may or may not have landed
             for result in results:
                 if result["change-status"] != 200:
