@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
@@ -30,12 +29,8 @@ from mock_server.fixtures import load_fixture
 from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.models import AgentStatusBackend
 from mock_server.profiles import Profile, get_profile
-from mock_server.responses import (
-    REQUEST_ID_HEADER,
-    api_blueprint,
-    forbidden_xml_response,
-    problem_response,
-)
+from mock_server.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
+from mock_server.responses import api_blueprint, forbidden_xml_response, problem_response
 from mock_server.store import StateStore
 from mock_server.testdouble import install as install_test_double
 
@@ -65,43 +60,32 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
-    app.register_blueprint(api_blueprint(backend.profile.bulk_methods))
+    app.register_blueprint(api_blueprint(backend))
     app.register_blueprint(admin)
     app.register_blueprint(docs)
     if validate_responses:
         app.extensions[CONTRACT_EXTENSION] = ResponseContract.for_profile(backend.profile)
-        # Registered first so that it runs last, once X-Request-Id is set.
         app.after_request(_enforce_contract)
-    app.after_request(_add_request_id)
     app.register_error_handler(ApiError, render_error)
     app.register_error_handler(HTTPException, _translate_http_exception)
     app.register_error_handler(Exception, _unexpected_error)
+    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     install_test_double(app, journal_size)
     return app
 
 
-def request_id() -> str:
-    """This request's id, made when first needed (a Problem's instance, or the header every
-    response carries): one hook per request instead of two."""
-    found: str | None = g.get("request_id")
-    if found is None:
-        found = g.request_id = uuid.uuid4().hex
-    return found
-
-
-def _add_request_id(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = request_id()
-    return response
-
-
 def _enforce_contract(response: Response) -> Response:
-    """A response that breaks the documents becomes a logged 500 naming every violation."""
+    """A response that breaks the documents becomes a logged 500 naming every violation.
+
+    The id the middleware would add on the way out is added now, so that it is judged too.
+    """
+    response.headers.setdefault(REQUEST_ID_HEADER, request_id_of(request.environ))
     violations = response_violations(response)
     if not violations:
         return response
     detail = "The emulator's response broke its contract: " + "; ".join(violations)
     current_app.logger.error("%s %s: %s", request.method, request.path, detail)
-    return _add_request_id(render_error(ResponseContractViolation(detail)))
+    return render_error(ResponseContractViolation(detail))
 
 
 def render_error(error: ApiError) -> Response:
@@ -113,7 +97,7 @@ def render_error(error: ApiError) -> Response:
     if xml:
         response = forbidden_xml_response()
     else:
-        response = problem_response(int(error.status), error.detail, request_id())
+        response = problem_response(int(error.status), error.detail, request_id_of(request.environ))
     response.headers.update(error.headers)
     return response
 

@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mock_server.errors import ApiError, InvalidRequest
+from mock_server.journal import api_path_ids
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
 MAX_LATENCY_MS = 60_000
@@ -253,10 +254,11 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def select(self, target: Target) -> Fault | None:
+    def select(self, method: str, path: str) -> Fault | None:
         """The fault to apply to this request, counted as a hit; None lets it through."""
         if not self._faults:  # the usual case, decided without the lock
             return None
+        target = Target(method, path, *api_path_ids(path))
         with self._lock:
             for fault in self._faults.values():
                 if not fault.active or not fault.match.accepts(target):

@@ -10,6 +10,7 @@ journal, so the journal costs the hot path almost nothing.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -28,6 +29,20 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
 )
 MASK = "***"
+API_PATH = re.compile(
+    r"^/api/v[^/]+/tenants/(?P<tenant>[^/]+)(?:/agentstatus/agents(?:/(?P<agent>[^/]+))?)?"
+)
+BULK_SEGMENT = "bulk"
+
+
+def api_path_ids(path: str) -> tuple[str | None, str | None]:
+    """The tenant and the agent an API path names: the agent is None on the list and bulk
+    paths, both are None off the tenant paths."""
+    found = API_PATH.match(path)
+    if found is None:
+        return None, None
+    agent = found.group("agent")
+    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
 
 
 def mask_header(name: str, value: str) -> str:
@@ -116,8 +131,6 @@ class Exchange:
     method: str
     path: str
     query: str
-    tenant: str | None
-    agent: str | None
     fault: str | None
     request_headers: list[tuple[str, str]]
     request_body: bytes | int
@@ -128,6 +141,14 @@ class Exchange:
     response_headers: list[tuple[str, str]] | None = None
     response_body: bytes | int = b""
     id: int = 0
+
+    @property
+    def tenant(self) -> str | None:
+        return api_path_ids(self.path)[0]
+
+    @property
+    def agent(self) -> str | None:
+        return api_path_ids(self.path)[1]
 
     def agents(self) -> list[str]:
         """The agent in the path, or every agent-id of a bulk body."""
@@ -158,7 +179,7 @@ class Exchange:
             },
             "status": self.status,
             "outcome": self.outcome,
-            "duration-ms": self.duration_ms,
+            "duration-ms": round(self.duration_ms, 3),
             "response": response,
         }
 

@@ -17,7 +17,6 @@ import gzip
 import os
 import sys
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -100,7 +99,7 @@ def _decoded(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
 def _bad_gateway(upstream: str, error: requests.RequestException, secrets: list[str]) -> Response:
     """Problem JSON naming what went wrong, scrubbed of the caller's credentials."""
     detail = f"The upstream {upstream} could not be reached: {type(error).__name__}: {error}"
-    return problem_response(502, scrub(detail, secrets), uuid.uuid4().hex)
+    return problem_response(502, scrub(detail, secrets))
 
 
 def create_proxy_app(upstream: str, record: Path) -> Flask:
@@ -170,7 +169,7 @@ def _send(
 
 def _not_proxied() -> Response:
     detail = f"The recording proxy forwards only paths under {API_ROOT}, not {request.path}."
-    return problem_response(404, detail, uuid.uuid4().hex)
+    return problem_response(404, detail)
 
 
 def run_proxy(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The four Agent Status API operations: each view is one backend call and its rendering.
 
 Authentication runs once, in the blueprint's ``before_request``, before any view.
-View names are the vendor's operation ids.
+View names are the vendor's operation ids; the views hold their backend.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
-from mock_server.context import backend_of, read_json_body
+from mock_server.context import read_json_body
 from mock_server.errors import ApiNotEnabled, AuthenticationFailed
-from mock_server.models import BulkOutcome
+from mock_server.models import AgentStatusBackend, BulkOutcome
+from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
 
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
 PROBLEM_MIMETYPE = "application/problem+json"
-REQUEST_ID_HEADER = "X-Request-Id"
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
 FAILURE_MESSAGE = "Agent status change failed"
 
@@ -31,9 +31,11 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
-def problem_response(status: int, detail: str, request_id: str) -> Response:
+def problem_response(status: int, detail: str, request_id: str | None = None) -> Response:
     """The one RFC 7807 body every error is answered with; ``instance`` and ``X-Request-Id``
-    carry the same id, so a client can quote either."""
+    carry the same id (the request's, or a new one), so a client can quote either."""
+    if request_id is None:
+        request_id = new_request_id()
     response = json_response(
         {
             "type": "about:blank",
@@ -89,39 +91,42 @@ def basic_authorization(username: str, token: str) -> str:
     return f"Basic {encoded}"
 
 
-def authorize() -> None:
-    tenant_id = (request.view_args or {})["tenant_id"]
-    username, token = basic_credentials(request.headers.get("Authorization"))
-    backend_of().authorize(tenant_id, username, token)
+class AgentStatusViews:
+    """The API's views over one backend, held here rather than looked up per request."""
 
+    def __init__(self, backend: AgentStatusBackend) -> None:
+        self.backend = backend
 
-def getagentsstatus(tenant_id: str) -> Response:
-    body = backend_of().list_agents_json(
-        tenant_id,
-        group_id=request.args.get("groupId"),
-        page_size=request.args.get("pageSize"),
-        page_index=request.args.get("pageIndex"),
-    )
-    return Response(body, mimetype="application/json")
+    def authorize(self) -> None:
+        """Runs before every view: a request that fails it reaches none."""
+        tenant_id = (request.view_args or {})["tenant_id"]
+        username, token = basic_credentials(request.environ.get("HTTP_AUTHORIZATION"))
+        self.backend.authorize(tenant_id, username, token)
 
+    def getagentsstatus(self, tenant_id: str) -> Response:
+        args = request.args
+        body = self.backend.list_agents_json(
+            tenant_id,
+            group_id=args.get("groupId"),
+            page_size=args.get("pageSize"),
+            page_index=args.get("pageIndex"),
+        )
+        return Response(body, mimetype="application/json")
 
-def getagentstatus(tenant_id: str, agent_id: str) -> Response:
-    return json_response(backend_of().get_agent(tenant_id, agent_id))
+    def getagentstatus(self, tenant_id: str, agent_id: str) -> Response:
+        return json_response(self.backend.get_agent(tenant_id, agent_id))
 
+    def setagentstatus(self, tenant_id: str, agent_id: str) -> Response:
+        self.backend.set_agent_status(tenant_id, agent_id, read_json_body())
+        if self.backend.profile.single_success_body:
+            return json_response(SUCCESS_BODY)
+        return Response(status=200)
 
-def setagentstatus(tenant_id: str, agent_id: str) -> Response:
-    backend = backend_of()
-    backend.set_agent_status(tenant_id, agent_id, read_json_body())
-    if backend.profile.single_success_body:
-        return json_response(SUCCESS_BODY)
-    return Response(status=200)
-
-
-def setagentsstatuses(tenant_id: str) -> Response:
-    backend = backend_of()
-    outcomes = backend.set_agents_statuses(tenant_id, read_json_body())
-    with_message = backend.profile.bulk_result_message
-    return json_response({"data": [_bulk_result(o, with_message) for o in outcomes]}, status=207)
+    def setagentsstatuses(self, tenant_id: str) -> Response:
+        outcomes = self.backend.set_agents_statuses(tenant_id, read_json_body())
+        with_message = self.backend.profile.bulk_result_message
+        body = {"data": [_bulk_result(outcome, with_message) for outcome in outcomes]}
+        return json_response(body, status=207)
 
 
 def _bulk_result(outcome: BulkOutcome, with_message: bool) -> dict[str, Any]:
@@ -148,19 +153,21 @@ def _register_converters(state: BlueprintSetupState) -> None:
     state.app.url_map.converters["readable_agent_id"] = ReadableAgentId
 
 
-def api_blueprint(bulk_methods: tuple[str, ...]) -> Blueprint:
+def api_blueprint(backend: AgentStatusBackend) -> Blueprint:
     """The API's routes; the bulk methods come from the profile (guide PUT, reference POST).
 
     A PUT to ``.../agents/bulk`` without a bulk PUT is a single set of agent ``bulk`` (404), as
     the vendor's routing does in the 'reference' profile.
     """
+    views = AgentStatusViews(backend)
+    bulk_methods = list(backend.profile.bulk_methods)
     api = Blueprint("api", __name__, url_prefix=API_PREFIX)
     api.record_once(_register_converters)
-    api.before_request(authorize)
-    api.add_url_rule("/agents", view_func=getagentsstatus, methods=["GET"])
-    api.add_url_rule("/agents/bulk", view_func=setagentsstatuses, methods=list(bulk_methods))
+    api.before_request(views.authorize)
+    api.add_url_rule("/agents", view_func=views.getagentsstatus, methods=["GET"])
+    api.add_url_rule("/agents/bulk", view_func=views.setagentsstatuses, methods=bulk_methods)
     api.add_url_rule(
-        "/agents/<readable_agent_id:agent_id>", view_func=getagentstatus, methods=["GET"]
+        "/agents/<readable_agent_id:agent_id>", view_func=views.getagentstatus, methods=["GET"]
     )
-    api.add_url_rule("/agents/<agent_id>", view_func=setagentstatus, methods=["PUT"])
+    api.add_url_rule("/agents/<agent_id>", view_func=views.setagentstatus, methods=["PUT"])
     return api

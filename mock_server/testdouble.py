@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import re
 import socket
 import time
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from mock_server.admin import require_admin_token
 from mock_server.context import read_json_body
-from mock_server.faults import Fault, FaultRegistry, Target
+from mock_server.faults import Fault, FaultRegistry
 from mock_server.journal import (
     DEFAULT_JOURNAL_SIZE,
     Exchange,
@@ -33,12 +31,8 @@ from mock_server.journal import (
     masked_headers,
     masked_request_headers,
 )
-from mock_server.responses import (
-    REQUEST_ID_HEADER,
-    forbidden_xml_response,
-    json_response,
-    problem_response,
-)
+from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
+from mock_server.responses import forbidden_xml_response, json_response, problem_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -49,10 +43,6 @@ API_ROOT = "/api/"
 READ_TIMEOUT_KEY = "agentstatus.read_timeout"
 """Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
 MAX_BUFFERED_BODY = 1024 * 1024 + 1
-API_PATH = re.compile(
-    r"^/api/v[^/]+/tenants/(?P<tenant>[^/]+)(?:/agentstatus/agents(?:/(?P<agent>[^/]+))?)?"
-)
-BULK_SEGMENT = "bulk"
 SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
 
 
@@ -62,16 +52,6 @@ class ConnectionDropped(ConnectionResetError):
 
 class SimulatedTimeout(TimeoutError):
     """In-process only: the fault's latency outlasted the caller's read timeout."""
-
-
-def api_path_ids(path: str) -> tuple[str | None, str | None]:
-    """The tenant and the agent an API path names: the agent is None on the list and bulk
-    paths, both are None off the tenant paths."""
-    found = API_PATH.match(path)
-    if found is None:
-        return None, None
-    agent = found.group("agent")
-    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
 
 
 def _buffer_body(environ: WSGIEnvironment) -> bytes:
@@ -103,7 +83,7 @@ def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
 
 def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
     """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API."""
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     if action["type"] == "forbidden-xml":
         response = forbidden_xml_response()
     else:
@@ -139,14 +119,11 @@ class TestDoubleMiddleware:
             return self.app(environ, start_response)
         started = time.perf_counter()
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        target = Target(method, path, *api_path_ids(path))
-        fault = self.faults.select(target)
+        fault = self.faults.select(method, path)
         exchange = Exchange(
             method=method,
             path=path,
             query=environ.get("QUERY_STRING", ""),
-            tenant=target.tenant,
-            agent=target.agent,
             fault=None if fault is None else fault.id,
             request_headers=masked_request_headers(environ),
             request_body=kept_body(_buffer_body(environ)),
@@ -210,7 +187,7 @@ class TestDoubleMiddleware:
         return status, headers, b"".join(chunks)
 
     def _record(self, exchange: Exchange, started: float) -> None:
-        exchange.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        exchange.duration_ms = (time.perf_counter() - started) * 1000
         self.journal.record(exchange)
 
 
