@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from mock_server.caches import RevisionCache
 from mock_server.errors import (
     AgentNotFound,
     ApiError,
@@ -46,6 +47,8 @@ from schemas.rules import (
 )
 
 BULK_FIELD = "agents"
+CACHED_ENTRIES = 50_000
+"""At most this many agent bodies, lists or usernames per cache and revision."""
 # The integers a request may carry: those every JSON parser reads exactly (I-JSON, RFC 7493).
 SAFE_INTEGERS = range(-(2**53 - 1), 2**53)
 
@@ -177,8 +180,13 @@ class AgentStatusBackend:
         """
         self.profile = profile
         self._store: StateStore = MemoryStore() if store is None else store
-        self._rendered: tuple[int, dict[str, bytes]] = (-1, {})
-        """Whole agent lists as JSON, per tenant, valid for one store revision."""
+        self._lists: RevisionCache[str, bytes] = RevisionCache(CACHED_ENTRIES)
+        """Whole agent lists as JSON, per tenant."""
+        self._agents: RevisionCache[tuple[str, str], bytes] = RevisionCache(CACHED_ENTRIES)
+        """Single agents as JSON, per (tenant, agent)."""
+        self._credentials: RevisionCache[str, list[Tenant]] = RevisionCache(CACHED_ENTRIES)
+        """The tenants of each username, keyed on the tenants' own revision: agent writes
+        leave it alone."""
         encoded = orjson.dumps(fixture)
         with self._store.writing() as state:
             if state.fixture() is None:
@@ -280,11 +288,15 @@ class AgentStatusBackend:
     def authorize(self, tenant_id: str, username: str, token: str) -> None:
         """401 for unknown credentials, 403 for another tenant's path, XML 403 when disabled.
 
-        Tenants are found by username through the store's index; every token of that
-        username is compared in constant time.
+        Tenants are found by username through the store's index (cached until a tenant
+        changes); every token of that username is compared in constant time.
         """
-        with self._store.reading() as state:
-            candidates = state.tenants_by_username(username)
+        revision = self._store.revision().tenants
+        candidates = self._credentials.get(revision, username)
+        if candidates is None:
+            with self._store.reading() as state:
+                candidates = state.tenants_by_username(username)
+            self._credentials.put(revision, username, candidates)
         given = token.encode()
         owner: Tenant | None = None
         for tenant in candidates:
@@ -336,20 +348,15 @@ class AgentStatusBackend:
             if page.page is not None:
                 body["page"] = page.page
             return orjson.dumps(body)
-        with self._store.reading() as state:
-            revision = state.revision()
-            cached_revision, rendered = self._rendered
-            if cached_revision == revision and tenant_id in rendered:
-                return rendered[tenant_id]  # the tenant existed at this revision: it still does
-            _tenant(state, tenant_id)
-            agents = state.agents(tenant_id)
-        rendered_list = orjson.dumps({"data": [agent.to_api() for agent in agents]})
-        if cached_revision != revision:
-            # Another thread may swap in its own revision meanwhile: a lookup checks it.
-            rendered = {}
-            self._rendered = (revision, rendered)
-        rendered[tenant_id] = rendered_list
-        return rendered_list
+        revision = self._store.revision().state
+        rendered = self._lists.get(revision, tenant_id)
+        if rendered is None:
+            with self._store.reading() as state:
+                _tenant(state, tenant_id)
+                agents = state.agents(tenant_id)
+            rendered = orjson.dumps({"data": [agent.to_api() for agent in agents]})
+            self._lists.put(revision, tenant_id, rendered)
+        return rendered
 
     def get_agent(self, tenant_id: str, agent_id: str) -> dict[str, Any]:
         """One agent; the tenant is looked up only when the agent is missing (an agent exists
@@ -360,6 +367,15 @@ class AgentStatusBackend:
                 _tenant(state, tenant_id)
                 raise AgentNotFound(agent_id)
             return agent.to_api()
+
+    def get_agent_json(self, tenant_id: str, agent_id: str) -> bytes:
+        """The response body of ``get_agent``, rendered once per agent and store revision."""
+        revision = self._store.revision().state
+        rendered = self._agents.get(revision, (tenant_id, agent_id))
+        if rendered is None:
+            rendered = orjson.dumps(self.get_agent(tenant_id, agent_id))
+            self._agents.put(revision, (tenant_id, agent_id), rendered)
+        return rendered
 
     def set_agent_status(self, tenant_id: str, agent_id: str, payload: object) -> dict[str, Any]:
         """The single set: validate the body, then apply it to the agent, or refuse."""

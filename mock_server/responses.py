@@ -22,13 +22,14 @@ from mock_server.models import AgentStatusBackend, BulkOutcome
 from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
 
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
+JSON_MIMETYPE = "application/json"
 PROBLEM_MIMETYPE = "application/problem+json"
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
 FAILURE_MESSAGE = "Agent status change failed"
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+    return Response(orjson.dumps(body), status=status, mimetype=JSON_MIMETYPE)
 
 
 def problem_response(status: int, detail: str, request_id: str | None = None) -> Response:
@@ -111,10 +112,10 @@ class AgentStatusViews:
             page_size=args.get("pageSize"),
             page_index=args.get("pageIndex"),
         )
-        return Response(body, mimetype="application/json")
+        return Response(body, mimetype=JSON_MIMETYPE)
 
     def getagentstatus(self, tenant_id: str, agent_id: str) -> Response:
-        return json_response(self.backend.get_agent(tenant_id, agent_id))
+        return Response(self.backend.get_agent_json(tenant_id, agent_id), mimetype=JSON_MIMETYPE)
 
     def setagentstatus(self, tenant_id: str, agent_id: str) -> Response:
         self.backend.set_agent_status(tenant_id, agent_id, read_json_body())

@@ -10,14 +10,20 @@ file before the answer is sent, so every acknowledged write survives the process
 killed (SIGKILL included: the data is in the kernel's page cache). It does not promise to
 survive a power cut or kernel crash, which would need ``synchronous=FULL``.
 
+Revision: two counters in ``FILE.lock``, mapped into every process's memory and bumped by
+the writer after its commit, while it still holds the lock. Reading them costs no SQL, so a
+worker's caches check, per request, that no other worker has written since (``Revision``).
+
 Connections are pooled per process and never cross a fork: a child opens its own.
 """
 
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,12 +35,11 @@ import orjson
 
 from mock_server.fixtures import build_settings
 from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
-from mock_server.store import StateReader, StateWriter
+from mock_server.store import Revision, StateReader, StateWriter
 
 BUSY_TIMEOUT_SECONDS = 30.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 CREATE TABLE IF NOT EXISTS tenants (
     position INTEGER PRIMARY KEY,
     tenant_id TEXT NOT NULL UNIQUE,
@@ -67,7 +72,8 @@ UPDATE agents SET group_id = ?, status = ?, name = ?, sub_status = ?, list_id = 
     short_code = ?
 WHERE tenant_id = ? AND agent_id = ?
 """
-BUMP_REVISION = "UPDATE meta SET value = value + 1 WHERE key = 'revision'"
+REVISION = struct.Struct("<QQ")
+"""The two counters of ``Revision`` at the start of ``FILE.lock``, little-endian."""
 SAVE_TENANT = f"""
 INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET
@@ -87,7 +93,8 @@ class SQLiteStore:
         self._pool: list[sqlite3.Connection] = []
         self._inherited: list[object] = []
         self._thread_lock = threading.Lock()
-        self._lock_file: IO[bytes] | None = None
+        self._open_lock = threading.Lock()
+        self._shared: _SharedFile | None = None
         connection = self._connect()
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(SCHEMA)
@@ -108,14 +115,30 @@ class SQLiteStore:
         """After a fork, forget the parent's connections and lock file, without closing them.
 
         Closing an inherited connection could let SQLite believe it is the last user of the
-        WAL and remove it under the parent's feet; they are kept referenced instead.
+        WAL and remove it under the parent's feet; they are kept referenced instead. The lock
+        file is reopened because an inherited descriptor would share the parent's ``flock``.
         """
         if self._pid == os.getpid():
             return
-        self._inherited.extend([*self._pool, self._lock_file])
-        self._pool, self._lock_file = [], None
+        self._inherited.extend([*self._pool, self._shared])
+        self._pool, self._shared = [], None
         self._thread_lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._pid = os.getpid()
+
+    def _shared_file(self) -> _SharedFile:
+        """This process's ``FILE.lock``: the writers' lock and the mapped revision."""
+        self._check_process()
+        shared = self._shared
+        if shared is None:
+            with self._open_lock:
+                if self._shared is None:
+                    self._shared = _SharedFile(Path(f"{self.path}.lock"))
+                shared = self._shared
+        return shared
+
+    def revision(self) -> Revision:
+        return self._shared_file().revision()
 
     def _take(self) -> sqlite3.Connection:
         """A pooled connection of this process (a new one when all are in use)."""
@@ -140,24 +163,25 @@ class SQLiteStore:
 
     @contextmanager
     def writing(self) -> Iterator[StateWriter]:
-        """The one writer: every commit also bumps the revision that read caches check."""
+        """The one writer: after its commit, and before it lets the next writer in, it bumps
+        the revision, so a reader that sees the new revision finds the commit in the file."""
+        shared = self._shared_file()
         connection = self._take()
         try:
             with self._thread_lock:
-                if self._lock_file is None:
-                    self._lock_file = open(f"{self.path}.lock", "ab")  # noqa: SIM115 - kept open
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                fcntl.flock(shared.file, fcntl.LOCK_EX)
                 try:
                     connection.execute("BEGIN IMMEDIATE")
+                    transaction = _Transaction(connection)
                     try:
-                        yield _Transaction(connection)
-                        connection.execute(BUMP_REVISION)
+                        yield transaction
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
                     connection.execute("COMMIT")
+                    shared.bump(transaction.tenants_changed)
                 finally:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                    fcntl.flock(shared.file, fcntl.LOCK_UN)
         finally:
             self._pool.append(connection)
 
@@ -166,9 +190,33 @@ class SQLiteStore:
         self._check_process()
         while self._pool:
             self._pool.pop().close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+
+class _SharedFile:
+    """``FILE.lock``, open and mapped: ``flock`` on it orders the writers of every process,
+    and its first bytes hold the ``Revision`` counters, shared through the mapping."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - kept open until close()
+        if os.fstat(self.file.fileno()).st_size < REVISION.size:
+            # Only ever grows the file: a process racing here cannot zero the counters.
+            os.ftruncate(self.file.fileno(), REVISION.size)
+        self._map = mmap.mmap(self.file.fileno(), REVISION.size)
+
+    def revision(self) -> Revision:
+        return Revision(*REVISION.unpack_from(self._map))
+
+    def bump(self, tenants_changed: bool) -> None:
+        """Called by the writer holding the lock, so no other process bumps meanwhile."""
+        state, tenants = REVISION.unpack_from(self._map)
+        REVISION.pack_into(self._map, 0, state + 1, tenants + tenants_changed)
+
+    def close(self) -> None:
+        self._map.close()
+        self.file.close()
 
 
 class _Transaction:
@@ -176,14 +224,11 @@ class _Transaction:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._db = connection
+        self.tenants_changed = False
 
     def fixture(self) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'fixture'").fetchone()
         return None if row is None else bytes(row[0])
-
-    def revision(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
-        return int(row[0])
 
     def tenant_ids(self) -> list[str]:
         return [
@@ -218,6 +263,7 @@ class _Transaction:
         return [Agent(*row) for row in rows]
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
+        self.tenants_changed = True
         self._db.execute("DELETE FROM agents")
         self._db.execute("DELETE FROM tenants")
         self.set_fixture(fixture)
@@ -230,6 +276,7 @@ class _Transaction:
         )
 
     def save_tenant(self, tenant: Tenant, agents: Iterable[Agent] | None = None) -> None:
+        self.tenants_changed = True
         self._db.execute(
             SAVE_TENANT,
             (
@@ -248,6 +295,7 @@ class _Transaction:
             )
 
     def delete_tenant(self, tenant_id: str) -> None:
+        self.tenants_changed = True
         self._db.execute("DELETE FROM agents WHERE tenant_id = ?", (tenant_id,))
         self._db.execute("DELETE FROM tenants WHERE tenant_id = ?", (tenant_id,))
 

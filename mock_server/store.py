@@ -6,6 +6,11 @@ a file shared by every worker, kept across restarts). A store only keeps and fin
 nothing. Every access happens inside a transaction: ``reading()`` sees one consistent state,
 ``writing()`` excludes every other writer (threads and processes) until it ends, and a writer
 that raises leaves nothing behind, because the rules refuse before they change anything.
+
+``revision()`` is read without a transaction, so that a cache of the state costs one lookup
+per request: it changes once every write transaction has committed (``Revision.tenants`` only
+when tenant settings changed, so that agent writes keep credentials cached). A value read in a
+transaction opened after ``revision()`` returned is at least as new as that revision.
 """
 
 from __future__ import annotations
@@ -13,9 +18,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mock_server.state import Agent, FixtureTenant, Tenant
+
+
+class Revision(NamedTuple):
+    """Counters that only grow: ``state`` on every committed write, ``tenants`` on writes that
+    created, changed or removed a tenant's settings (credentials, groups, status codes)."""
+
+    state: int
+    tenants: int
 
 
 class StateReader(Protocol):
@@ -23,10 +36,6 @@ class StateReader(Protocol):
 
     def fixture(self) -> bytes | None:
         """The fixture document (JSON) that a reset restores; None in a store never seeded."""
-
-    def revision(self) -> int:
-        """A number every committed write transaction changes: what caches of the state are
-        keyed on, so that a cached rendering is never served after a write."""
 
     def tenant_ids(self) -> list[str]: ...
 
@@ -65,6 +74,9 @@ class StateStore(Protocol):
 
     name: str
 
+    def revision(self) -> Revision:
+        """The revision of the last committed write (see the module's docstring)."""
+
     def reading(self) -> AbstractContextManager[StateReader]: ...
 
     def writing(self) -> AbstractContextManager[StateWriter]: ...
@@ -87,7 +99,8 @@ class MemoryStore:
         self._tenants: dict[str, Tenant] = {}
         self._agents: dict[str, dict[str, Agent]] = {}
         self._by_username: dict[str, list[str]] = {}
-        self._revision = 0
+        self._revision = Revision(0, 0)
+        self._tenants_changed = False
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
@@ -101,7 +114,9 @@ class MemoryStore:
                 yield self
             finally:
                 # Bumped even when the writer raises: nothing is rolled back here.
-                self._revision += 1
+                state, tenants = self._revision
+                self._revision = Revision(state + 1, tenants + self._tenants_changed)
+                self._tenants_changed = False
 
     def close(self) -> None:
         """Nothing to release: the state goes with the process."""
@@ -109,7 +124,7 @@ class MemoryStore:
     def fixture(self) -> bytes | None:
         return self._fixture
 
-    def revision(self) -> int:
+    def revision(self) -> Revision:
         return self._revision
 
     def tenant_ids(self) -> list[str]:
@@ -130,6 +145,7 @@ class MemoryStore:
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
         self._fixture = fixture
+        self._tenants_changed = True
         self._tenants, self._agents, self._by_username = {}, {}, {}
         for built in tenants:
             self.save_tenant(built.tenant, built.agents)
@@ -138,6 +154,7 @@ class MemoryStore:
         self._fixture = fixture
 
     def save_tenant(self, tenant: Tenant, agents: Iterable[Agent] | None = None) -> None:
+        self._tenants_changed = True
         previous = self._tenants.get(tenant.tenant_id)
         if previous is not None:
             self._unindex(previous)
@@ -148,6 +165,7 @@ class MemoryStore:
 
     def delete_tenant(self, tenant_id: str) -> None:
         tenant = self._tenants.pop(tenant_id, None)
+        self._tenants_changed = True
         if tenant is not None:
             self._unindex(tenant)
             del self._agents[tenant_id]

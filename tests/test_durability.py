@@ -185,3 +185,24 @@ def test_restart_keeps_the_state_and_reset_restores_the_fixture(tmp_path: Path) 
         reset = requests.post(f"{base.removesuffix('/api/v1')}/__admin/reset", timeout=10)
         assert reset.status_code == 200
         assert http.get(agent_url(base, BOB), timeout=10).json()["agent-status"] == 4
+
+
+def test_every_worker_answers_from_the_latest_write(tmp_path: Path) -> None:
+    """Each worker caches what it read until the shared revision moves: a write answered by
+    one worker is what every later read sees, whichever worker serves it, for the single
+    get, the list and the credentials (a rotated token fails at once everywhere)."""
+    with server(tmp_path / "state.sqlite") as (base, _), session() as http:
+        admin = f"{base.removesuffix('/api/v1')}/__admin/tenants/{DEMO_TENANT}"
+        list_url = f"{base}{api_path().removeprefix('/api/v1')}"
+        for state in STATES * 2:
+            assert http.put(agent_url(base, BOB), json=body(state), timeout=10).status_code == 200
+            for _ in range(3):  # a new connection per request: both workers answer in turn
+                assert held(base, http, BOB) == state
+                listed = http.get(list_url, timeout=10).json()["data"]
+                bob = next(agent for agent in listed if agent["agent-id"] == BOB)
+                assert (bob["agent-status"], bob["status-code-item-id"]) == state
+        token = requests.post(f"{admin}/token", timeout=10).json()["token"]
+        for _ in range(6):
+            assert http.get(agent_url(base, BOB), timeout=10).status_code == 401
+            fresh = requests.get(agent_url(base, BOB), auth=(DEMO_USERNAME, token), timeout=10)
+            assert fresh.status_code == 200
