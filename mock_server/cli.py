@@ -142,7 +142,6 @@ def serve(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
         if args.workers > 1:
-            chosen.store.close()  # each worker opens its own connections after the fork
             GunicornServer(
                 app, host=args.host, port=args.port, workers=args.workers, on_ready=announce
             ).run()

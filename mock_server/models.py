@@ -187,6 +187,8 @@ class AgentStatusBackend:
         self._credentials: RevisionCache[str, list[Tenant]] = RevisionCache(CACHED_ENTRIES)
         """The tenants of each username, keyed on the tenants' own revision: agent writes
         leave it alone."""
+        self._tenants: RevisionCache[str, Tenant] = RevisionCache(CACHED_ENTRIES)
+        """Tenant settings for the writers, keyed on the tenants' revision."""
         encoded = orjson.dumps(fixture)
         with self._store.writing() as state:
             if state.fixture() is None:
@@ -386,7 +388,7 @@ class AgentStatusBackend:
             require_codes=self.profile.single_requires_status_codes,
         )
         with self._store.writing() as state:
-            return _apply(state, _tenant(state, tenant_id), agent_id, change)
+            return _apply(state, self._writers_tenant(state, tenant_id), agent_id, change)
 
     def set_agents_statuses(self, tenant_id: str, payload: object) -> list[BulkOutcome]:
         """The bulk set: each entry goes through the single-agent path, independently.
@@ -411,7 +413,7 @@ class AgentStatusBackend:
         ]
         outcomes = []
         with self._store.writing() as state:
-            tenant = _tenant(state, tenant_id)
+            tenant = self._writers_tenant(state, tenant_id)
             for agent_id, change in changes:
                 try:
                     _apply(state, tenant, agent_id, change)
@@ -420,6 +422,16 @@ class AgentStatusBackend:
                 else:
                     outcomes.append(BulkOutcome(agent_id, 200, "OK"))
         return outcomes
+
+    def _writers_tenant(self, state: StateWriter, tenant_id: str) -> Tenant:
+        """The tenant's settings, read once per tenants' revision. Only inside a write
+        transaction: no other writer can move the revision until it ends."""
+        revision = self._store.revision().tenants
+        tenant = self._tenants.get(revision, tenant_id)
+        if tenant is None:
+            tenant = _tenant(state, tenant_id)
+            self._tenants.put(revision, tenant_id, tenant)
+        return tenant
 
     def _bulk_entries(self, payload: object) -> list[tuple[str, dict[str, Any]]]:
         if not isinstance(payload, dict):

@@ -25,7 +25,8 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -89,16 +90,16 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._pid = os.getpid()
         self._pool: list[sqlite3.Connection] = []
         self._inherited: list[object] = []
         self._thread_lock = threading.Lock()
-        self._open_lock = threading.Lock()
-        self._shared: _SharedFile | None = None
         connection = self._connect()
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(SCHEMA)
         self._pool.append(connection)
+        self._shared = _SharedFile(Path(f"{self.path}.lock"))
+        forget_parent = weakref.WeakMethod(self._forget_parent)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(forget_parent))
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -111,38 +112,25 @@ class SQLiteStore:
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
-    def _check_process(self) -> None:
-        """After a fork, forget the parent's connections and lock file, without closing them.
+    def _forget_parent(self) -> None:
+        """In a forked child: leave the parent's connections and lock file, without closing them.
 
         Closing an inherited connection could let SQLite believe it is the last user of the
         WAL and remove it under the parent's feet; they are kept referenced instead. The lock
         file is reopened because an inherited descriptor would share the parent's ``flock``.
+        A fork hook rather than a ``getpid()`` per call: a system call less on every request.
         """
-        if self._pid == os.getpid():
-            return
         self._inherited.extend([*self._pool, self._shared])
-        self._pool, self._shared = [], None
+        self._pool = []
         self._thread_lock = threading.Lock()
-        self._open_lock = threading.Lock()
-        self._pid = os.getpid()
-
-    def _shared_file(self) -> _SharedFile:
-        """This process's ``FILE.lock``: the writers' lock and the mapped revision."""
-        self._check_process()
-        shared = self._shared
-        if shared is None:
-            with self._open_lock:
-                if self._shared is None:
-                    self._shared = _SharedFile(Path(f"{self.path}.lock"))
-                shared = self._shared
-        return shared
+        if not self._shared.closed:
+            self._shared = _SharedFile(self._shared.path)
 
     def revision(self) -> Revision:
-        return self._shared_file().revision()
+        return self._shared.revision()
 
     def _take(self) -> sqlite3.Connection:
         """A pooled connection of this process (a new one when all are in use)."""
-        self._check_process()
         try:
             return self._pool.pop()
         except IndexError:
@@ -165,7 +153,7 @@ class SQLiteStore:
     def writing(self) -> Iterator[StateWriter]:
         """The one writer: after its commit, and before it lets the next writer in, it bumps
         the revision, so a reader that sees the new revision finds the commit in the file."""
-        shared = self._shared_file()
+        shared = self._shared
         connection = self._take()
         try:
             with self._thread_lock:
@@ -186,13 +174,17 @@ class SQLiteStore:
             self._pool.append(connection)
 
     def close(self) -> None:
-        """Close this process's connections (a forked child then opens its own)."""
-        self._check_process()
+        """Close this process's connections and lock file."""
         while self._pool:
             self._pool.pop().close()
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
+        self._shared.close()
+
+
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    """Fork hooks stay registered for good: they must not keep a closed store alive."""
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 class _SharedFile:
@@ -200,6 +192,7 @@ class _SharedFile:
     and its first bytes hold the ``Revision`` counters, shared through the mapping."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - kept open until close()
         if os.fstat(self.file.fileno()).st_size < REVISION.size:
             # Only ever grows the file: a process racing here cannot zero the counters.
@@ -213,6 +206,10 @@ class _SharedFile:
         """Called by the writer holding the lock, so no other process bumps meanwhile."""
         state, tenants = REVISION.unpack_from(self._map)
         REVISION.pack_into(self._map, 0, state + 1, tenants + tenants_changed)
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
 
     def close(self) -> None:
         self._map.close()
