@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -57,10 +56,14 @@ def masked_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, mask_header(name, value)) for name, value in headers]
 
 
-@lru_cache(maxsize=512)
+_ENVIRON_HEADERS: dict[str, tuple[str, bool] | None] = {}
+"""Environ key -> (header name, secret?), or None for a key that is no header."""
+_ENVIRON_HEADERS_LIMIT = 512
+
+
 def _environ_header(key: str) -> tuple[str, bool] | None:
     """The header a WSGI environ key holds, named as Werkzeug's ``EnvironHeaders`` names it, and
-    whether it is secret; None for a key that is no header. Cached: the keys repeat."""
+    whether it is secret; None for a key that is no header."""
     if key.startswith("HTTP_"):
         if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
             return None
@@ -74,10 +77,16 @@ def _environ_header(key: str) -> tuple[str, bool] | None:
 
 def masked_request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A request's headers from its WSGI environ, in order, secrets masked: one pass, no
-    ``EnvironHeaders`` (this runs on every API request)."""
+    ``EnvironHeaders``, environ keys looked up in a dict (this runs on every API request)."""
     headers = []
+    known = _ENVIRON_HEADERS
     for key, value in environ.items():
-        header = _environ_header(key)
+        try:
+            header = known[key]
+        except KeyError:
+            header = _environ_header(key)
+            if len(known) < _ENVIRON_HEADERS_LIMIT:
+                known[key] = header
         if header is not None and (value or key.startswith("HTTP_")):
             name, secret = header
             headers.append((name, mask_header(name, value) if secret else value))

@@ -25,6 +25,7 @@ API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
 JSON_MIMETYPE = "application/json"
 PROBLEM_MIMETYPE = "application/problem+json"
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
+SUCCESS_JSON = orjson.dumps(SUCCESS_BODY)
 FAILURE_MESSAGE = "Agent status change failed"
 
 
@@ -120,7 +121,7 @@ class AgentStatusViews:
     def setagentstatus(self, tenant_id: str, agent_id: str) -> Response:
         self.backend.set_agent_status(tenant_id, agent_id, read_json_body())
         if self.backend.profile.single_success_body:
-            return json_response(SUCCESS_BODY)
+            return Response(SUCCESS_JSON, mimetype=JSON_MIMETYPE)
         return Response(status=200)
 
     def setagentsstatuses(self, tenant_id: str) -> Response:
