@@ -30,8 +30,8 @@ from bench.load import Request, Result, drive, generator_name
 from bench.scale import measure_all
 
 RESULTS = Path(__file__).parent / "results"
-SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 """Each endpoint is measured this many times, baseline and emulator interleaved, and the best
 run kept: load from elsewhere on a shared machine only ever slows a run down, and interleaving
 spreads it over both sides of a ratio instead of one."""

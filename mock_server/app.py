@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,14 @@ from mock_server.testdouble import install as install_test_double
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class EmulatorFlask(Flask):
+    """Flask without the per-call check for ``async`` views and hooks: the emulator has none,
+    and the check (``inspect.iscoroutinefunction``) ran twice on every request."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return func
+
+
 def create_app(
     fixture: Mapping[str, Any] | str | Path | None = None,
     *,
@@ -57,7 +65,7 @@ def create_app(
     if backend is None:
         document = fixture if isinstance(fixture, Mapping) else load_fixture(fixture)
         backend = AgentStatusBackend(document, chosen, store)
-    app = Flask(__name__)
+    app = EmulatorFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
     app.register_blueprint(api_blueprint(backend))

@@ -12,6 +12,8 @@ from mock_server.models import AgentStatusBackend
 from schemas.contract import is_json_media_type
 
 EXTENSION = "agentstatus"
+RAW_BODY_KEY = "agentstatus.body"
+"""The request body, already read by the test-double middleware (``mock_server.testdouble``)."""
 
 
 @dataclass
@@ -37,7 +39,8 @@ def read_json_body() -> object:
     if not is_json_media_type(mimetype):
         declared = mimetype or "no Content-Type"
         raise UnsupportedMediaType(f"The body must be sent as application/json, not {declared}.")
-    raw = request.get_data(cache=True)
+    buffered = request.environ.get(RAW_BODY_KEY)
+    raw = buffered if isinstance(buffered, bytes) else request.get_data(cache=True)
     if not raw.strip():
         raise InvalidRequest("The request body is empty; a JSON object is required.")
     try:

@@ -20,7 +20,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
 from mock_server.admin import require_admin_token
-from mock_server.context import read_json_body
+from mock_server.context import RAW_BODY_KEY, read_json_body
 from mock_server.faults import Fault, FaultRegistry
 from mock_server.journal import (
     DEFAULT_JOURNAL_SIZE,
@@ -43,6 +43,7 @@ API_ROOT = "/api/"
 READ_TIMEOUT_KEY = "agentstatus.read_timeout"
 """Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
 MAX_BUFFERED_BODY = 1024 * 1024 + 1
+"""One byte over the API's limit, so that the app still sees (and refuses) a body over it."""
 SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
 
 
@@ -55,7 +56,8 @@ class SimulatedTimeout(TimeoutError):
 
 
 def _buffer_body(environ: WSGIEnvironment) -> bytes:
-    """Read the body once and put it back, so both the journal and the app can read it."""
+    """Read the body once and put it back, so both the journal and the app can read it; a
+    body within the API's limit is also handed to the app as bytes (``RAW_BODY_KEY``)."""
     length_text = environ.get("CONTENT_LENGTH") or ""
     stream = environ["wsgi.input"]
     if length_text.isdigit():
@@ -68,6 +70,8 @@ def _buffer_body(environ: WSGIEnvironment) -> bytes:
     else:
         return b""
     environ["wsgi.input"] = io.BytesIO(raw)
+    if len(raw) < MAX_BUFFERED_BODY:
+        environ[RAW_BODY_KEY] = raw
     return raw
 
 

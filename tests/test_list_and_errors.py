@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
-from conftest import GUIDE_AUTH_HEADER, Api, api_path
+from conftest import GUIDE_AUTH_HEADER, Api, api_path, basic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mock_server import create_app
 from mock_server.profiles import PROFILES
+
+BOB = "agAQDqmvKiRbG4ekigNSmbbb"  # 4 WAIT_TRANSACT in the fixture
 
 
 def test_list_holds_every_agent_in_fixture_order(api: Api) -> None:
@@ -93,10 +96,41 @@ def test_oversized_bodies_are_problem_413(api: Api) -> None:
     assert reply.json()["status"] == 413
 
 
+def test_a_body_of_exactly_one_mebibyte_is_read_and_one_byte_more_is_413(api: Api) -> None:
+    """The limit holds at its edge, whichever way the body reaches the view."""
+    document = b'{"agent-status": 4}'
+    limit = 1024 * 1024
+    json_type = {"Content-Type": "application/json"}
+    at_limit = api.put(
+        api_path(suffix=f"/{BOB}"), data=document.ljust(limit, b" "), headers=json_type
+    )
+    assert at_limit.status == 200, at_limit.text
+    over = api.put(
+        api_path(suffix=f"/{BOB}"), data=document.ljust(limit + 1, b" "), headers=json_type
+    )
+    assert over.status == 413
+
+
 def test_every_response_carries_a_request_id_matching_the_problem(api: Api) -> None:
     reply = api.get(api_path(suffix="/agNobody"))
     request_id = reply.headers["X-Request-Id"]
     assert reply.json()["instance"].replace("-", "") == f"urn:uuid:{request_id}"
+
+
+def test_request_ids_are_fresh_version_4_uuids_on_every_kind_of_response(api: Api) -> None:
+    replies = [
+        api.get(api_path()),
+        api.get(api_path(suffix=f"/{BOB}")),
+        api.get("/nowhere"),
+        api.request("DELETE", api_path()),
+        api.get(api_path("initech03"), credentials=basic("initechapi", "initech-demo-token")),
+        api.admin("GET", "/__admin/tenants"),
+    ]
+    assert [reply.status for reply in replies] == [200, 200, 404, 405, 403, 200]
+    ids = [reply.headers["X-Request-Id"] for reply in replies]
+    assert len(set(ids)) == len(ids)
+    for request_id in ids:
+        assert uuid.UUID(request_id).version == 4, request_id
 
 
 json_values = st.recursive(
