@@ -15,19 +15,34 @@ import orjson
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
+from bench.fixtures import big_tenant
 from mock_server.serving import GunicornServer
 
 LIST_SIZE = 1_000
+API_FIELDS = (
+    "agent-id",
+    "agent-status",
+    "status-code-list-id",
+    "status-code-item-id",
+    "status-code-item-short-code",
+    "name",
+)
+
+
+def listed_agents(size: int) -> list[dict[str, Any]]:
+    """The benchmark tenant's agents as the API lists them, so that the bare list serialises
+    the very bytes the emulator serves for that tenant."""
+    return [
+        {field: agent[field] for field in API_FIELDS if field in agent}
+        for agent in big_tenant(size)["agents"]
+    ]
 
 
 def create_baseline_app() -> Flask:
     """A small JSON read, a JSON write into a dict, and a 1,000-agent list (json and orjson)."""
     app = Flask(__name__)
     statuses: dict[str, Any] = {"agent-1": {"agent-id": "agent-1", "agent-status": 4}}
-    agents = [
-        {"agent-id": f"ag{number:07d}", "agent-status": 4, "name": f"Agent {number}"}
-        for number in range(LIST_SIZE)
-    ]
+    agents = listed_agents(LIST_SIZE)
 
     @app.get("/tiny/<agent_id>")
     def tiny_get(agent_id: str) -> Response:

@@ -24,7 +24,13 @@ def big_tenant(size: int) -> dict[str, Any]:
             "agent-status": STATUSES[number % len(STATUSES)] if number >= 100 else 4,
         }
         if agent["agent-status"] == 3:
-            agent.update({"status-code-list-id": 1, "status-code-item-id": 11})
+            agent.update(
+                {
+                    "status-code-list-id": 1,
+                    "status-code-item-id": 11,
+                    "status-code-item-short-code": "Lunch",
+                }
+            )
         agents.append(agent)
     return {
         "tenant-id": big_tenant_id(size),
