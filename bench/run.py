@@ -156,16 +156,19 @@ def run_all(
         for subject, reference in PAIRS:
             order = [reference, subject] if round_number % 2 == 0 else [subject, reference]
             measured = {name: drive(requests_by_name[name], CONNECTIONS, SECONDS) for name in order}
-            for name, result in measured.items():
-                runs[name].append(result)
+            for name, run in measured.items():
+                runs[name].append(run)
             ratio = measured[subject].requests_per_second / measured[reference].requests_per_second
             pair_ratios[pair_name(subject, reference)].append(ratio)
-    results = {name: _median_result(measured) for name, measured in runs.items()}
-    for name, result in results.items():
+    unmeasured = [name for name, measured_runs in runs.items() if not measured_runs]
+    if unmeasured:
+        raise RuntimeError(f"endpoints in no pair of PAIRS: {', '.join(unmeasured)}")
+    results = {name: _median_result(measured_runs) for name, measured_runs in runs.items()}
+    for name, figures in results.items():
         print(
-            f"  {name:32} {result['requests_per_second']:9.0f} req/s"
-            f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms"
-            f"  non-2xx {result['failures']}",
+            f"  {name:32} {figures['requests_per_second']:9.0f} req/s"
+            f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms"
+            f"  non-2xx {figures['failures']}",
             flush=True,
         )
     return results, {name: statistics.median(values) for name, values in pair_ratios.items()}

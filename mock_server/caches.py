@@ -15,20 +15,21 @@ class RevisionCache(Generic[Key, Value]):
 
     No lock: the (revision, values) pair is replaced whole, and a value computed against an
     older revision than the one held is dropped. ``max_entries`` bounds what unknown keys
-    (say, made-up usernames) can make it hold.
+    (say, made-up usernames) can make it hold. A revision of None (the store cannot vouch for
+    one right now) finds nothing and keeps nothing.
     """
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
         self._current: tuple[int, dict[Key, Value]] = (-1, {})
 
-    def get(self, revision: int, key: Key) -> Value | None:
+    def get(self, revision: int | None, key: Key) -> Value | None:
         cached_revision, values = self._current
         return values.get(key) if cached_revision == revision else None
 
-    def put(self, revision: int, key: Key, value: Value) -> None:
+    def put(self, revision: int | None, key: Key, value: Value) -> None:
         cached_revision, values = self._current
-        if revision < cached_revision:
+        if revision is None or revision < cached_revision:
             return
         if revision > cached_revision:
             values = {}

@@ -293,7 +293,7 @@ class AgentStatusBackend:
         Tenants are found by username through the store's index (cached until a tenant
         changes); every token of that username is compared in constant time.
         """
-        revision = self._store.revision().tenants
+        revision = self._tenants_revision()
         candidates = self._credentials.get(revision, username)
         if candidates is None:
             with self._store.reading() as state:
@@ -350,7 +350,7 @@ class AgentStatusBackend:
             if page.page is not None:
                 body["page"] = page.page
             return orjson.dumps(body)
-        revision = self._store.revision().state
+        revision = self._state_revision()
         rendered = self._lists.get(revision, tenant_id)
         if rendered is None:
             with self._store.reading() as state:
@@ -372,7 +372,7 @@ class AgentStatusBackend:
 
     def get_agent_json(self, tenant_id: str, agent_id: str) -> bytes:
         """The response body of ``get_agent``, rendered once per agent and store revision."""
-        revision = self._store.revision().state
+        revision = self._state_revision()
         rendered = self._agents.get(revision, (tenant_id, agent_id))
         if rendered is None:
             rendered = orjson.dumps(self.get_agent(tenant_id, agent_id))
@@ -423,10 +423,18 @@ class AgentStatusBackend:
                     outcomes.append(BulkOutcome(agent_id, 200, "OK"))
         return outcomes
 
+    def _state_revision(self) -> int | None:
+        revision = self._store.revision()
+        return None if revision is None else revision.state
+
+    def _tenants_revision(self) -> int | None:
+        revision = self._store.revision()
+        return None if revision is None else revision.tenants
+
     def _writers_tenant(self, state: StateWriter, tenant_id: str) -> Tenant:
         """The tenant's settings, read once per tenants' revision. Only inside a write
         transaction: no other writer can move the revision until it ends."""
-        revision = self._store.revision().tenants
+        revision = self._tenants_revision()
         tenant = self._tenants.get(revision, tenant_id)
         if tenant is None:
             tenant = _tenant(state, tenant_id)
@@ -492,14 +500,14 @@ def _apply(state: StateWriter, tenant: Tenant, agent_id: str, change: StatusChan
         list_id, item_id = LOGGED_OUT_STATUS_CODE_LIST_ID, LOGGED_OUT_STATUS_CODE_ITEM_ID
     # Built directly: dataclasses.replace costs several times more, on every set.
     updated = Agent(
-        agent.agent_id,
-        agent.group_id,
-        int(target),
-        agent.name,
-        agent.sub_status,
-        list_id,
-        item_id,
-        short_code,
+        agent_id=agent.agent_id,
+        group_id=agent.group_id,
+        status=int(target),
+        name=agent.name,
+        sub_status=agent.sub_status,
+        list_id=list_id,
+        item_id=item_id,
+        short_code=short_code,
     )
     state.save_agent(tenant.tenant_id, updated)
 

@@ -10,11 +10,15 @@ file before the answer is sent, so every acknowledged write survives the process
 killed (SIGKILL included: the data is in the kernel's page cache). It does not promise to
 survive a power cut or kernel crash, which would need ``synchronous=FULL``.
 
-Revision: two counters in ``FILE.lock``, mapped into every process's memory and bumped by
-the writer after its commit, while it still holds the lock. Reading them costs no SQL, so a
-worker's caches check, per request, that no other worker has written since (``Revision``).
+Revision: two counters in ``FILE.lock``, mapped into every process's memory, so reading them
+costs no SQL and a worker's caches check, per request, that no other worker has written since
+(``Revision``). The writer, holding the lock, makes ``state`` odd before its commit and even
+again after it (a sequence lock): while it is odd, or if the writer died in between, readers
+get no revision and bypass every cache, so a commit is never hidden behind a cached value.
 
-Connections are pooled per process and never cross a fork: a child opens its own.
+Connections are pooled per process and never cross a fork: SQLite's own locks are per
+process, and a child's new connection would believe it holds the parent's. Idle connections
+are closed before any fork (the parent reopens on demand), and the child forgets any other.
 """
 
 from __future__ import annotations
@@ -98,8 +102,12 @@ class SQLiteStore:
         connection.executescript(SCHEMA)
         self._pool.append(connection)
         self._shared = _SharedFile(Path(f"{self.path}.lock"))
+        release = weakref.WeakMethod(self._release_connections)
         forget_parent = weakref.WeakMethod(self._forget_parent)
-        os.register_at_fork(after_in_child=lambda: _call_if_alive(forget_parent))
+        os.register_at_fork(
+            before=lambda: _call_if_alive(release),
+            after_in_child=lambda: _call_if_alive(forget_parent),
+        )
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -112,13 +120,19 @@ class SQLiteStore:
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
-    def _forget_parent(self) -> None:
-        """In a forked child: leave the parent's connections and lock file, without closing them.
+    def _release_connections(self) -> None:
+        """Before a fork: close the idle connections, so that none crosses it."""
+        while self._pool:
+            self._pool.pop().close()
 
-        Closing an inherited connection could let SQLite believe it is the last user of the
-        WAL and remove it under the parent's feet; they are kept referenced instead. The lock
-        file is reopened because an inherited descriptor would share the parent's ``flock``.
-        A fork hook rather than a ``getpid()`` per call: a system call less on every request.
+    def _forget_parent(self) -> None:
+        """In a forked child: leave what the parent still had open, without closing it.
+
+        A connection another thread was using during the fork is kept referenced, never used or
+        closed: closing it could let SQLite believe it is the last user of the WAL and remove
+        it under the parent's feet. The lock file is reopened because an inherited descriptor
+        would share the parent's ``flock``. Fork hooks rather than a ``getpid()`` per call: a
+        system call less on every request.
         """
         self._inherited.extend([*self._pool, self._shared])
         self._pool = []
@@ -126,7 +140,7 @@ class SQLiteStore:
         if not self._shared.closed:
             self._shared = _SharedFile(self._shared.path)
 
-    def revision(self) -> Revision:
+    def revision(self) -> Revision | None:
         return self._shared.revision()
 
     def _take(self) -> sqlite3.Connection:
@@ -166,8 +180,9 @@ class SQLiteStore:
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
+                    shared.begin_commit()
                     connection.execute("COMMIT")
-                    shared.bump(transaction.tenants_changed)
+                    shared.end_commit(transaction.tenants_changed)
                 finally:
                     fcntl.flock(shared.file, fcntl.LOCK_UN)
         finally:
@@ -199,11 +214,22 @@ class _SharedFile:
             os.ftruncate(self.file.fileno(), REVISION.size)
         self._map = mmap.mmap(self.file.fileno(), REVISION.size)
 
-    def revision(self) -> Revision:
-        return Revision(*REVISION.unpack_from(self._map))
+    def revision(self) -> Revision | None:
+        """The counters, or None while a commit is under way (``state`` odd) or they changed
+        while being read: the caller then trusts no cache."""
+        state, tenants = REVISION.unpack_from(self._map)
+        if state % 2 or REVISION.unpack_from(self._map) != (state, tenants):
+            return None
+        return Revision(state, tenants)
 
-    def bump(self, tenants_changed: bool) -> None:
-        """Called by the writer holding the lock, so no other process bumps meanwhile."""
+    def begin_commit(self) -> None:
+        """Make ``state`` odd. Called by the writer holding the lock, so no other process
+        changes the counters meanwhile; an odd value left by a dead writer is rounded up."""
+        state, tenants = REVISION.unpack_from(self._map)
+        REVISION.pack_into(self._map, 0, state + 1 + state % 2, tenants)
+
+    def end_commit(self, tenants_changed: bool) -> None:
+        """Make ``state`` even again, and count a change of tenant settings."""
         state, tenants = REVISION.unpack_from(self._map)
         REVISION.pack_into(self._map, 0, state + 1, tenants + tenants_changed)
 

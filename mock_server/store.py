@@ -74,8 +74,9 @@ class StateStore(Protocol):
 
     name: str
 
-    def revision(self) -> Revision:
-        """The revision of the last committed write (see the module's docstring)."""
+    def revision(self) -> Revision | None:
+        """The revision of the last committed write (see the module's docstring); None when
+        none can be trusted right now (a commit under way in another process): cache nothing."""
 
     def reading(self) -> AbstractContextManager[StateReader]: ...
 
@@ -124,7 +125,7 @@ class MemoryStore:
     def fixture(self) -> bytes | None:
         return self._fixture
 
-    def revision(self) -> Revision:
+    def revision(self) -> Revision | None:
         return self._revision
 
     def tenant_ids(self) -> list[str]:

@@ -67,6 +67,10 @@ def _buffer_body(environ: WSGIEnvironment) -> bytes:
         raw: bytes = stream.read(length)
     elif environ.get("wsgi.input_terminated"):
         raw = stream.read(MAX_BUFFERED_BODY)
+        # From here on a body of known length, to which the app applies its size limit.
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("wsgi.input_terminated", None)
     else:
         return b""
     environ["wsgi.input"] = io.BytesIO(raw)

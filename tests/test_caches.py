@@ -3,7 +3,10 @@ outlive a write: from this backend, or from another process sharing the SQLite f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import sqlite3
+import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -11,11 +14,11 @@ import pytest
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 
 from mock_server.caches import RevisionCache
-from mock_server.errors import AuthenticationFailed, InvalidRequest
+from mock_server.errors import AgentNotFound, AuthenticationFailed, InvalidRequest
 from mock_server.fixtures import load_fixture
 from mock_server.models import AgentStatusBackend
 from mock_server.sqlite_store import SQLiteStore
-from mock_server.store import MemoryStore, Revision, StateStore
+from mock_server.store import MemoryStore, StateStore
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 
@@ -72,18 +75,42 @@ def test_agent_writes_move_only_the_state_revision(store: StateStore) -> None:
     backend = AgentStatusBackend(load_fixture(), store=store)
     before = store.revision()
     backend.set_agent_status(DEMO_TENANT, BOB, {"agent-status": 5})
-    after_agent = store.revision()
-    assert after_agent == Revision(before.state + 1, before.tenants)
-    backend.rotate_token(DEMO_TENANT)
-    assert store.revision() == Revision(after_agent.state + 1, after_agent.tenants + 1)
+    after = store.revision()
+    assert before is not None and after is not None
+    assert (after.state > before.state, after.tenants) == (True, before.tenants)
 
 
-def test_a_refused_write_leaves_the_sqlite_revision_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda backend: backend.rotate_token(DEMO_TENANT),
+        lambda backend: backend.set_api_enabled(DEMO_TENANT, False),
+        lambda backend: backend.put_tenant(DEMO_TENANT, {"username": "someone", "token": "t"}),
+        lambda backend: backend.delete_tenant(DEMO_TENANT),
+        lambda backend: backend.reset(DEMO_TENANT),
+        lambda backend: backend.reset(),
+    ],
+    ids=["rotate token", "disable", "put tenant", "delete tenant", "reset tenant", "reset"],
+)
+def test_every_tenant_change_moves_the_tenants_revision(
+    store: StateStore, change: Callable[[AgentStatusBackend], object]
+) -> None:
+    backend = AgentStatusBackend(load_fixture(), store=store)
+    before = store.revision()
+    change(backend)
+    after = store.revision()
+    assert before is not None and after is not None
+    assert after.tenants > before.tenants and after.state > before.state
+
+
+def test_a_write_refused_inside_its_transaction_leaves_the_sqlite_revision_alone(
+    tmp_path: Path,
+) -> None:
     store = SQLiteStore(tmp_path / "s.sqlite")
     backend = AgentStatusBackend(load_fixture(), store=store)
     before = store.revision()
-    with pytest.raises(InvalidRequest, match="agent-status"):
-        backend.set_agent_status(DEMO_TENANT, BOB, {"agent-status": 7})
+    with pytest.raises(AgentNotFound):  # refused after the write transaction began
+        backend.set_agent_status(DEMO_TENANT, "agNobodyAtAll", {"agent-status": 4})
     assert store.revision() == before
     store.close()
 
@@ -103,6 +130,92 @@ def test_writes_through_another_store_on_the_file_are_seen(
     with pytest.raises(AuthenticationFailed):
         reader.authorize(DEMO_TENANT, DEMO_USERNAME, DEMO_TOKEN)
     reader.authorize(DEMO_TENANT, DEMO_USERNAME, token)
+
+
+def test_a_settings_change_through_another_store_binds_the_next_write(
+    two_workers: tuple[AgentStatusBackend, AgentStatusBackend],
+) -> None:
+    """The writers' cache of tenant settings follows a change made by another worker."""
+    reader, writer = two_workers
+    reader.set_agent_status(DEMO_TENANT, BOB, {"agent-status": 4})  # the reader caches them
+    document = {**writer.tenant_state(DEMO_TENANT), "token": DEMO_TOKEN}
+    for code_list in document["status-code-lists"]:
+        if code_list["id"] == 801:
+            code_list["items"] = [item for item in code_list["items"] if item["id"] != 1724]
+    writer.put_tenant(DEMO_TENANT, document)  # item 1724 (Coach) of list 801 is gone
+    change = {"agent-status": 3, "status-code-list-id": 801, "status-code-item-id": 1724}
+    with pytest.raises(InvalidRequest, match="not an item of status-code list 801"):
+        reader.set_agent_status(DEMO_TENANT, BOB, change)
+
+
+def test_a_commit_whose_writer_died_before_ending_it_is_never_hidden_by_a_cache(
+    tmp_path: Path,
+) -> None:
+    """A writer makes the counter odd before its commit and even after it. One killed in
+    between leaves it odd: readers then serve what the file holds, never a cached copy."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    backend = AgentStatusBackend(load_fixture(), store=store)
+    backend.list_agents_json(DEMO_TENANT)
+    backend.get_agent_json(DEMO_TENANT, BOB)
+    revision = store.revision()
+    assert revision is not None
+    lock_file = Path(f"{store.path}.lock")
+    with lock_file.open("r+b") as counters:  # the counters' documented layout: two u64, LE
+        counters.write(struct.pack("<QQ", revision.state + 1, revision.tenants))
+    with sqlite3.connect(store.path) as raw:  # the dead writer's commit
+        raw.execute("UPDATE agents SET status = 5 WHERE agent_id = ?", (BOB,))
+    raw.close()
+    assert store.revision() is None
+    for status in (5, 3):
+        if status == 3:  # a second commit while still odd: still nothing served from cache
+            with sqlite3.connect(store.path) as raw:
+                raw.execute("UPDATE agents SET status = 3 WHERE agent_id = ?", (BOB,))
+            raw.close()
+        assert _listed_status(backend.list_agents_json(DEMO_TENANT), BOB) == status
+        assert orjson.loads(backend.get_agent_json(DEMO_TENANT, BOB))["agent-status"] == status
+    backend.set_agent_status(DEMO_TENANT, BOB, {"agent-status": 4})  # the next writer ends it
+    assert store.revision() is not None
+    assert backend.list_agents_json(DEMO_TENANT) is backend.list_agents_json(DEMO_TENANT)
+    store.close()
+
+
+def test_a_forked_child_takes_sqlite_locks_of_its_own(tmp_path: Path) -> None:
+    """No connection crosses a fork: a child reading the file holds its own WAL read lock, so
+    the parent closing its last connection does not checkpoint and delete the WAL under it."""
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    backend = AgentStatusBackend(load_fixture(), store=store)
+    backend.get_agent_json(DEMO_TENANT, BOB)  # the parent has a pooled connection
+    child_reading, parent_closed = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 only if the WAL outlived the parent's close
+        code = 1
+        try:
+            with store.reading() as state:
+                state.agent(DEMO_TENANT, BOB)
+                os.write(child_reading[1], b"r")
+                os.read(parent_closed[0], 1)
+                wal_kept = Path(f"{store.path}-wal").exists()
+            backend.set_agent_status(DEMO_TENANT, BOB, {"agent-status": 5})
+            code = 0 if wal_kept else 2
+        finally:
+            os._exit(code)
+    os.read(child_reading[0], 1)
+    with store.reading() as state:  # a connection opened after the fork
+        state.agent(DEMO_TENANT, BOB)
+    store.close()
+    os.write(parent_closed[1], b"c")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for end in (*child_reading, *parent_closed):
+        os.close(end)
+    reopened = SQLiteStore(tmp_path / "s.sqlite")
+    assert (
+        AgentStatusBackend(load_fixture(), store=reopened).get_agent(DEMO_TENANT, BOB)[
+            "agent-status"
+        ]
+        == 5
+    )
+    reopened.close()
 
 
 def test_the_revision_survives_a_restart(tmp_path: Path) -> None:

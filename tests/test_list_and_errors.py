@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import requests
 from conftest import GUIDE_AUTH_HEADER, Api, api_path, basic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mock_server import create_app
 from mock_server.profiles import PROFILES
+from mock_server.server import RunningServer
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"  # 4 WAIT_TRANSACT in the fixture
 
@@ -243,3 +246,25 @@ def test_no_control_plane_input_gives_a_500(path: str, query: dict[str, str], bo
     for method in ("POST", "PATCH", "PUT"):
         reply = client.open(path, method=method, data=json.dumps(body), headers=AUTH_JSON)
         assert reply.status_code < 500, reply.get_data(as_text=True)
+
+
+def test_a_chunked_body_meets_the_same_limit(live: RunningServer) -> None:
+    """Without Content-Length the limit still holds: 1 MiB is read, one byte more is 413."""
+    document = b'{"agent-status": 4}'
+    url = live.base_url + api_path(suffix=f"/{BOB}")
+
+    def chunks(size: int) -> Iterator[bytes]:
+        body = document.ljust(size, b" ")
+        for start in range(0, size, 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    statuses = [
+        requests.put(
+            url,
+            data=chunks(size),
+            headers={"Content-Type": "application/json", "Authorization": GUIDE_AUTH_HEADER},
+            timeout=10,
+        ).status_code
+        for size in (1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024)
+    ]
+    assert statuses == [200, 413, 413]
