@@ -51,6 +51,8 @@ CACHED_ENTRIES = 50_000
 """At most this many agent bodies, lists or usernames per cache and revision."""
 # The integers a request may carry: those every JSON parser reads exactly (I-JSON, RFC 7493).
 SAFE_INTEGERS = range(-(2**53 - 1), 2**53)
+STATUS_BY_NUMBER = {int(status): status for status in AgentStatus}
+NOT_NULL_FIELDS = ("agent-status", *STATUS_CODE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +121,12 @@ def parse_status_change(
             raise InvalidRequest(f"{prefix}agent-status is required.")
     else:
         number = _integer(raw_status, f"{prefix}agent-status")
-        try:
-            status = AgentStatus(number)
-        except ValueError:
+        status = STATUS_BY_NUMBER.get(number)
+        if status is None:
             raise InvalidRequest(
                 f"{prefix}agent-status {number} is not a known status; statuses are 0-11 "
                 "and only 1, 3, 4 and 5 can be set."
-            ) from None
+            )
         if not status.settable:
             raise InvalidRequest(f"{prefix}{transition_refusal(status, status)}")
 
@@ -137,7 +138,7 @@ def parse_status_change(
             if value is None:
                 raise InvalidRequest(f"{prefix}{name} is required.")
     # An optional field is absent or typed: null is refused (the contract's schemas say so).
-    for name in ("agent-status", *STATUS_CODE_FIELDS):
+    for name in NOT_NULL_FIELDS:
         if name in payload and payload[name] is None:
             raise InvalidRequest(f"{prefix}{name} must not be null; leave it out instead.")
     list_id = None if list_raw is None else _integer(list_raw, f"{prefix}status-code-list-id")

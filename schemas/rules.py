@@ -11,7 +11,9 @@ and refuses it for LOGGED_OUT, which the API cannot leave.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
+from typing import cast
 
 
 class AgentStatus(IntEnum):
@@ -84,12 +86,12 @@ LOGGED_OUT_STATUS_CODE_ITEM_ID = 1
 
 
 def can_transition(current: int, target: int) -> bool:
-    """True when the API allows moving an agent from ``current`` to ``target``."""
-    try:
-        source, destination = AgentStatus(current), AgentStatus(target)
-    except ValueError:
-        return False
-    return destination in ALLOWED_TRANSITIONS.get(source, frozenset())
+    """True when the API allows moving an agent from ``current`` to ``target`` (a number that
+    is no status is in no row and no set)."""
+    # An IntEnum hashes and compares as its number: plain numbers look the table up directly,
+    # without building enum members on every set.
+    allowed = cast("Mapping[int, frozenset[int]]", ALLOWED_TRANSITIONS)
+    return target in allowed.get(current, frozenset())
 
 
 def transition_refusal(current: int, target: int) -> str | None:
