@@ -147,19 +147,25 @@ def parse_status_change(
         raise InvalidRequest(
             f"{prefix}status-code-item-short-code must be a string, got {_describe(short_raw)}."
         )
-    if (list_id is None) != (item_id is None):
+    return StatusChange(status=status, list_id=list_id, item_id=item_id, short_code=short_raw)
+
+
+def pairing_refusal(change: StatusChange) -> str | None:
+    """Why the status-code fields do not go together (list and item both or neither, a short
+    code only with them), or None. Judged per change: a bulk entry's own 400, not the request's."""
+    if (change.list_id is None) != (change.item_id is None):
         given, missing = (
             ("status-code-list-id", "status-code-item-id")
-            if item_id is None
+            if change.item_id is None
             else ("status-code-item-id", "status-code-list-id")
         )
-        raise InvalidRequest(f"{prefix}{missing} is required when {given} is given.")
-    if short_raw is not None and item_id is None:
-        raise InvalidRequest(
-            f"{prefix}status-code-list-id and status-code-item-id are required "
+        return f"{missing} is required when {given} is given."
+    if change.short_code is not None and change.item_id is None:
+        return (
+            "status-code-list-id and status-code-item-id are required "
             "when status-code-item-short-code is given."
         )
-    return StatusChange(status=status, list_id=list_id, item_id=item_id, short_code=short_raw)
+    return None
 
 
 class AgentStatusBackend:
@@ -395,9 +401,11 @@ class AgentStatusBackend:
         """The bulk set: each entry goes through the single-agent path, independently.
 
         The shape of the whole request (an ``agents`` array, each entry an object with a
-        string ``agent-id``, the entry limit, field types) is checked first and refused as a
-        whole; what depends on the agent is decided per entry. The entries are applied in
-        order in one write transaction: each is atomic and none is lost once answered.
+        string ``agent-id``, the entry limit, field types and statuses: what the reference's
+        request schema says) is checked first and refused as a whole; everything else (how
+        the status-code fields pair, the agent, its transition, its codes) is decided per
+        entry, by the single set's own ``_apply``. The entries are applied in order in one
+        write transaction: each is atomic and none is lost once answered.
         """
         entries = self._bulk_entries(payload)
         changes = [
@@ -487,7 +495,13 @@ def _agent(state: StateReader, tenant_id: str, agent_id: str) -> Agent:
 
 
 def _apply(state: StateWriter, tenant: Tenant, agent_id: str, change: StatusChange) -> None:
-    """Apply one change to one agent inside the caller's write transaction, or refuse it."""
+    """Apply one change to one agent inside the caller's write transaction, or refuse it.
+
+    The order is the single set's: status-code pairing, agent exists, transition, status codes.
+    """
+    pairing = pairing_refusal(change)
+    if pairing is not None:
+        raise InvalidRequest(pairing)
     agent = _agent(state, tenant.tenant_id, agent_id)
     target = AgentStatus(agent.status) if change.status is None else change.status
     refusal = transition_refusal(agent.status, target)

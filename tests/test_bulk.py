@@ -142,3 +142,49 @@ def test_get_on_bulk_is_405_naming_the_bulk_methods(api: Api) -> None:
     assert reply.status == 405
     assert {"POST", "PUT"} <= set(reply.headers["Allow"].split(", "))
     assert "GET" not in reply.headers["Allow"]
+
+
+PAIRINGS: dict[str, tuple[dict[str, object], str]] = {
+    "item without list": (
+        {"agent-status": 3, "status-code-item-id": 1725},
+        "status-code-list-id is required when status-code-item-id is given.",
+    ),
+    "list without item": (
+        {"agent-status": 3, "status-code-list-id": 801},
+        "status-code-item-id is required when status-code-list-id is given.",
+    ),
+    "short code alone": (
+        {"agent-status": 3, "status-code-item-short-code": "Lunch"},
+        "status-code-list-id and status-code-item-id are required "
+        "when status-code-item-short-code is given.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("fields", "reason"), PAIRINGS.values(), ids=PAIRINGS.keys())
+def test_a_mismatched_status_code_pairing_fails_its_entry_alone(
+    api: Api, fields: dict[str, object], reason: str
+) -> None:
+    """Each entry is independent (both documents): a list/item pairing the single set refuses
+    is that entry's 400 with the single set's reason; the other entries are still applied."""
+    single = api.put(api_path(suffix=f"/{BOB}"), fields)
+    assert (single.status, single.json()["detail"]) == (400, reason)
+    body = {
+        "agents": [
+            {"agent-id": PADMA, "agent-status": 3, **LUNCH},
+            {"agent-id": BOB, **fields},
+            {"agent-id": "agNobody", **fields},
+        ]
+    }
+    reply = api.post(BULK, body)
+    assert reply.status == 207, reply.text
+    results = reply.json()["data"]
+    assert [(r["agent-id"], r["change-status"]) for r in results] == [
+        (PADMA, 200),
+        (BOB, 400),
+        ("agNobody", 400),
+    ]
+    assert results[1]["reason"] == reason
+    assert results[1]["message"] == "Agent status change failed"
+    assert api.agent(PADMA)["agent-status"] == 3
+    assert api.agent(BOB)["agent-status"] == 4

@@ -121,3 +121,22 @@ def test_bulk_limit_is_the_references_100() -> None:
     entries = load_schema("bulk-request.schema.json")["properties"]["agents"]
     assert entries["maxItems"] == 100
     assert "reference" in load_schema("bulk-request.schema.json")["description"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status-code-item-id": 1725},
+        {"status-code-list-id": 801},
+        {"status-code-item-short-code": "Lunch"},
+    ],
+    ids=["item without list", "list without item", "short code alone"],
+)
+def test_a_bulk_entry_may_pair_codes_wrongly_but_a_single_set_may_not(
+    fields: dict[str, Any],
+) -> None:
+    """A bulk request with such an entry is accepted and answered per entry (a 400 result);
+    the same fields in a single set are the whole request's 400."""
+    entry = {"agent-id": "a", "agent-status": 3, **fields}
+    assert errors("bulk-request.schema.json", {"agents": [entry]}) == []
+    assert errors("set-status-request.schema.json", {"agent-status": 3, **fields}) != []
