@@ -46,6 +46,13 @@ def media_type_of(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def declared_media_type(content: Mapping[str, Any], media_type: str) -> str | None:
+    """The key of ``content`` that describes ``media_type``: itself, else its range
+    (``application/*``), else ``*/*`` (OpenAPI's media type ranges); None when none does."""
+    ranges = [media_type, media_type.split("/")[0] + "/*"] if media_type else []
+    return next((key for key in [*ranges, "*/*"] if key in content), None)
+
+
 def is_json_media_type(media_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
@@ -182,16 +189,17 @@ class ContractValidator:
             ]
         content = response.get("content", {})
         media_type = media_type_of(content_type)
+        declared = declared_media_type(content, media_type)
         if not content:
             if body:
                 problems.append(f"{where} {status} declares no body, but {len(body)} bytes came")
-        elif media_type not in content:
+        elif declared is None:
             problems.append(
                 f"{where} {status}: Content-Type {media_type or '(none)'!r} is not one of "
                 f"{', '.join(content)}"
             )
-        elif "schema" in content[media_type]:
-            validator = self._validators[_pointer(*keys, "content", media_type, "schema")]
+        elif "schema" in content[declared]:
+            validator = self._validators[_pointer(*keys, "content", declared, "schema")]
             problems.extend(
                 f"{where} {status}: {problem}"
                 for problem in _body_violations(validator, media_type, body)

@@ -23,6 +23,9 @@ from schemas import SCHEMA_PACKAGE, load_schema
 SCHEMA_BASE_URI = "https://agentstatus-twin.local/schemas/"
 SCHEMA_SUFFIX = ".schema.json"
 API_DOCUMENT = "openapi.yaml"
+"""The emulator's promise: the vendor contract plus the emulator's own choices."""
+VENDOR_DOCUMENT = "vendor-openapi.yaml"
+"""The vendor contract: what the vendor's guide or reference allows, nothing stricter."""
 ADMIN_DOCUMENT = "admin-openapi.yaml"
 
 
