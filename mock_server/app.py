@@ -30,7 +30,13 @@ from mock_server.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.models import AgentStatusBackend
 from mock_server.profiles import Profile, get_profile
 from mock_server.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
-from mock_server.responses import api_blueprint, forbidden_xml_response, problem_response
+from mock_server.responses import (
+    API_ROOT,
+    PROBLEM_MIMETYPE,
+    api_blueprint,
+    forbidden_xml_response,
+    problem_response,
+)
 from mock_server.store import StateStore
 from mock_server.testdouble import install as install_test_double
 
@@ -78,7 +84,7 @@ def create_app(
     app.register_error_handler(HTTPException, _translate_http_exception)
     app.register_error_handler(Exception, _unexpected_error)
     app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
-    install_test_double(app, journal_size)
+    install_test_double(app, journal_size, backend.profile.error_media_type)
     return app
 
 
@@ -97,7 +103,12 @@ def _enforce_contract(response: Response) -> Response:
 
 
 def render_error(error: ApiError) -> Response:
-    """Problem JSON for every error, but the guide's XML body for its 403."""
+    """Problem JSON for every error, but the guide's XML body for its 403.
+
+    On the API (every path under ``/api/``, routed or not) it is sent in the profile's
+    ``error_media_type``; the control plane and the documents are the emulator's own, and
+    their document says ``application/problem+json`` whatever the profile.
+    """
     profile = state_of().backend.profile
     xml = isinstance(error, ApiNotEnabled) or (
         isinstance(error, TenantForbidden) and profile.tenant_forbidden_xml
@@ -105,7 +116,13 @@ def render_error(error: ApiError) -> Response:
     if xml:
         response = forbidden_xml_response()
     else:
-        response = problem_response(int(error.status), error.detail, request_id_of(request.environ))
+        on_api = request.path.startswith(API_ROOT)
+        response = problem_response(
+            int(error.status),
+            error.detail,
+            request_id_of(request.environ),
+            profile.error_media_type if on_api else PROBLEM_MIMETYPE,
+        )
     response.headers.update(error.headers)
     return response
 

@@ -15,6 +15,7 @@ from flask import Response, current_app, request
 
 from mock_server.docs import API_SERVER_PATH, admin_document, api_document
 from mock_server.profiles import Profile
+from mock_server.responses import API_ROOT
 from schemas.contract import ContractValidator
 
 EXTENSION = "agentstatus.contract"
@@ -49,7 +50,7 @@ class ResponseContract:
 
     def violations(self, method: str, path: str, rule: str | None, response: Response) -> list[str]:
         """How a response to ``method path`` (routed by ``rule``, if any) breaks the contract."""
-        in_api = path.startswith(API_SERVER_PATH + "/")
+        in_api = path.startswith(API_ROOT)
         validator = self.api if in_api else self.admin
         template = None if rule is None else openapi_path(rule)
         if template is not None and in_api:

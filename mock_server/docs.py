@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mock_server.context import backend_of
-from mock_server.profiles import Profile
+from mock_server.profiles import PROBLEM_MEDIA_TYPE, Profile
 from mock_server.responses import API_PREFIX, json_response
 from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
 
@@ -44,7 +44,24 @@ def _api_document(profile: Profile) -> dict[str, Any]:
             del bulk[method]
     if not profile.single_success_body:
         drop_single_success_body(document)
+    if profile.error_media_type != PROBLEM_MEDIA_TYPE:
+        retype_errors(document, profile.error_media_type)
     return document
+
+
+def retype_errors(document: dict[str, Any], media_type: str) -> None:
+    """Declare every Problem JSON response of a bundled API document as ``media_type``."""
+    responses: list[dict[str, Any]] = list(
+        document.get("components", {}).get("responses", {}).values()
+    )
+    for path_item in document["paths"].values():
+        for method, operation in path_item.items():
+            if method != "parameters":
+                responses.extend(operation.get("responses", {}).values())
+    for response in responses:
+        content = response.get("content", {})
+        if PROBLEM_MEDIA_TYPE in content:
+            content[media_type] = content.pop(PROBLEM_MEDIA_TYPE)
 
 
 def drop_single_success_body(document: dict[str, Any]) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -51,6 +53,9 @@ CACHED_ENTRIES = 50_000
 """At most this many agent bodies, lists or usernames per cache and revision."""
 # The integers a request may carry: those every JSON parser reads exactly (I-JSON, RFC 7493).
 SAFE_INTEGERS = range(-(2**53 - 1), 2**53)
+MAX_SAFE_INTEGER = Decimal(2**53 - 1)
+# A JSON number, as a query parameter the reference types ``number`` may carry one.
+QUERY_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 STATUS_BY_NUMBER = {int(status): status for status in AgentStatus}
 NOT_NULL_FIELDS = ("agent-status", *STATUS_CODE_FIELDS)
 
@@ -584,11 +589,14 @@ def _paginate(bodies: list[dict[str, Any]], page_size: object, page_index: objec
 
 
 def _query_integer(value: object, name: str) -> int:
+    """A query parameter the reference types ``number``: ``2``, ``2.0`` or ``2e0`` is 2; a
+    fraction, anything but a decimal number, or beyond +-(2**53 - 1) is a 400 naming it."""
     text = str(value).strip()
-    try:
-        number = int(text)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.") from None
-    if number not in SAFE_INTEGERS:
+    if QUERY_NUMBER.fullmatch(text) is None:
+        raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.")
+    number = Decimal(text)
+    if abs(number) > MAX_SAFE_INTEGER:
         raise InvalidRequest(f"{name} must be an integer within +-(2**53 - 1), got {text[:40]}.")
-    return number
+    if number != number.to_integral_value():
+        raise InvalidRequest(f"{name} must be an integer, got '{text[:40]}'.")
+    return int(number)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+"""RFC 7807's media type for Problem JSON."""
 STATUS_CODE_FIELDS = ("status-code-list-id", "status-code-item-id", "status-code-item-short-code")
 
 
@@ -31,6 +33,9 @@ class Profile:
     """Guide: each bulk result has a ``message``. Reference: agent-id, change-status, reason."""
     tenant_forbidden_xml: bool
     """Guide: the only 403 it shows is the XML one. Reference: a Problem JSON 403."""
+    error_media_type: str
+    """The media type of every Problem JSON error of the API. Reference: ``application/json``
+    (its ``default`` response); the guide describes none, so RFC 7807's own elsewhere."""
     group_filter: bool
     pagination: bool
     """Reference: pageSize/pageIndex and a ``page`` object. Guide and the reference's text: none."""
@@ -53,6 +58,7 @@ DEFAULT = Profile(
     single_success_body=True,
     bulk_result_message=True,
     tenant_forbidden_xml=False,
+    error_media_type=PROBLEM_MEDIA_TYPE,
     group_filter=True,
     pagination=False,
 )
@@ -68,6 +74,7 @@ GUIDE = Profile(
     single_success_body=True,
     bulk_result_message=True,
     tenant_forbidden_xml=True,
+    error_media_type=PROBLEM_MEDIA_TYPE,
     group_filter=False,
     pagination=False,
 )
@@ -83,6 +90,7 @@ REFERENCE = Profile(
     single_success_body=False,
     bulk_result_message=False,
     tenant_forbidden_xml=False,
+    error_media_type="application/json",
     group_filter=True,
     pagination=True,
 )

@@ -37,9 +37,8 @@ from mock_server.recording import (
     scrub,
     secrets_of,
 )
-from mock_server.responses import problem_response
+from mock_server.responses import API_ROOT, problem_response
 from mock_server.server import add_listen_options, is_loopback
-from mock_server.testdouble import API_ROOT
 
 HOP_BY_HOP = frozenset(
     {

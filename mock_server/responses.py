@@ -19,11 +19,14 @@ from werkzeug.routing import BaseConverter
 from mock_server.context import read_json_body
 from mock_server.errors import ApiNotEnabled, AuthenticationFailed
 from mock_server.models import AgentStatusBackend, BulkOutcome
+from mock_server.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
 
+API_ROOT = "/api/"
+"""Every path below it is the vendor's API (or a path it lacks); the rest is the emulator's own."""
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
 JSON_MIMETYPE = "application/json"
-PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_MIMETYPE = PROBLEM_MEDIA_TYPE
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
 SUCCESS_JSON = orjson.dumps(SUCCESS_BODY)
 FAILURE_MESSAGE = "Agent status change failed"
@@ -33,9 +36,15 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype=JSON_MIMETYPE)
 
 
-def problem_response(status: int, detail: str, request_id: str | None = None) -> Response:
+def problem_response(
+    status: int,
+    detail: str,
+    request_id: str | None = None,
+    media_type: str = PROBLEM_MIMETYPE,
+) -> Response:
     """The one RFC 7807 body every error is answered with; ``instance`` and ``X-Request-Id``
-    carry the same id (the request's, or a new one), so a client can quote either."""
+    carry the same id (the request's, or a new one), so a client can quote either.
+    ``media_type`` is the profile's for the API (``Profile.error_media_type``)."""
     if request_id is None:
         request_id = new_request_id()
     response = json_response(
@@ -48,8 +57,15 @@ def problem_response(status: int, detail: str, request_id: str | None = None) ->
         },
         status=status,
     )
-    response.mimetype = PROBLEM_MIMETYPE
+    response.mimetype = media_type
     response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def empty_response(status: int = 200) -> Response:
+    """A response with no body and so no media type (not Flask's default ``text/html``)."""
+    response = Response(status=status)
+    del response.headers["Content-Type"]
     return response
 
 
@@ -122,7 +138,7 @@ class AgentStatusViews:
         self.backend.set_agent_status(tenant_id, agent_id, read_json_body())
         if self.backend.profile.single_success_body:
             return Response(SUCCESS_JSON, mimetype=JSON_MIMETYPE)
-        return Response(status=200)
+        return empty_response()
 
     def setagentsstatuses(self, tenant_id: str) -> Response:
         outcomes = self.backend.set_agents_statuses(tenant_id, read_json_body())

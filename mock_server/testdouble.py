@@ -32,14 +32,19 @@ from mock_server.journal import (
     masked_request_headers,
 )
 from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
-from mock_server.responses import forbidden_xml_response, json_response, problem_response
+from mock_server.responses import (
+    API_ROOT,
+    PROBLEM_MIMETYPE,
+    forbidden_xml_response,
+    json_response,
+    problem_response,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 FAULTS_EXTENSION = "agentstatus.faults"
 JOURNAL_EXTENSION = "agentstatus.journal"
-API_ROOT = "/api/"
 READ_TIMEOUT_KEY = "agentstatus.read_timeout"
 """Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
 MAX_BUFFERED_BODY = 1024 * 1024 + 1
@@ -89,8 +94,9 @@ def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
     raise ConnectionDropped(errno.ECONNRESET, f"fault {fault.id} dropped the connection")
 
 
-def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
-    """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API."""
+def _injected_response(fault: Fault, action: dict[str, Any], error_media_type: str) -> Response:
+    """The response a ``respond`` or ``forbidden-xml`` fault answers instead of the API; its
+    default body is the API's Problem JSON, in the profile's ``error_media_type``."""
     request_id = new_request_id()
     if action["type"] == "forbidden-xml":
         response = forbidden_xml_response()
@@ -99,7 +105,7 @@ def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
         body = action.get("body")
         if "body" not in action:
             detail = f"Injected by the emulator's fault {fault.id}."
-            response = problem_response(status, detail, request_id)
+            response = problem_response(status, detail, request_id, error_media_type)
         elif isinstance(body, str):
             response = Response(body, status=status, mimetype="text/plain")
         else:
@@ -116,10 +122,17 @@ def _injected_response(fault: Fault, action: dict[str, Any]) -> Response:
 class TestDoubleMiddleware:
     """Applies the first matching fault, then journals the exchange as the client saw it."""
 
-    def __init__(self, app: WSGIApplication, faults: FaultRegistry, journal: Journal) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        faults: FaultRegistry,
+        journal: Journal,
+        error_media_type: str = PROBLEM_MIMETYPE,
+    ) -> None:
         self.app = app
         self.faults = faults
         self.journal = journal
+        self.error_media_type = error_media_type
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO") or "/"
@@ -159,7 +172,7 @@ class TestDoubleMiddleware:
             if action["type"] == "drop":
                 _drop_connection(environ, fault)
             if action["type"] in ("respond", "forbidden-xml"):
-                response = _injected_response(fault, action)
+                response = _injected_response(fault, action, self.error_media_type)
                 return response.status, response.headers.to_wsgi_list(), response.get_data()
         status, headers, payload = self._call_app(environ)
         if action is not None and action["type"] == "malformed":
@@ -256,11 +269,18 @@ def clear_requests() -> Response:
     return json_response({"deleted": removed})
 
 
-def install(app: Flask, journal_size: int = DEFAULT_JOURNAL_SIZE) -> None:
-    """Give ``app`` fault injection and a journal of ``journal_size`` entries."""
+def install(
+    app: Flask,
+    journal_size: int = DEFAULT_JOURNAL_SIZE,
+    error_media_type: str = PROBLEM_MIMETYPE,
+) -> None:
+    """Give ``app`` fault injection and a journal of ``journal_size`` entries; an injected
+    error's default Problem JSON is sent as ``error_media_type`` (the profile's)."""
     faults = FaultRegistry()
     journal = Journal(journal_size)
     app.extensions[FAULTS_EXTENSION] = faults
     app.extensions[JOURNAL_EXTENSION] = journal
     app.register_blueprint(testdouble)
-    app.wsgi_app = TestDoubleMiddleware(app.wsgi_app, faults, journal)  # type: ignore[method-assign]
+    app.wsgi_app = TestDoubleMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, faults, journal, error_media_type
+    )

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO_TENANT, OTHER_TENANT, Api, api_path, flask_api
+import requests
+from conftest import (
+    DEMO_TENANT,
+    DISABLED_TENANT,
+    OTHER_TENANT,
+    Api,
+    api_path,
+    basic,
+    flask_api,
+    http_api,
+)
 
 from mock_server import create_app
 from mock_server.profiles import PROFILES
+from mock_server.server import start_in_thread
 
 BULK = api_path(suffix="/bulk")
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"
@@ -131,6 +142,50 @@ def test_reference_refuses_bad_paging(query: str, expected: str) -> None:
     assert reply.json()["detail"] == f"{expected}."
 
 
+@pytest.mark.parametrize(
+    ("query", "page_size", "page_index"),
+    [
+        ("pageIndex=1.0", 100, 1),
+        ("pageSize=100.0", 100, 0),
+        ("pageSize=8.0&pageIndex=2.00", 8, 2),
+        ("pageSize=1e1&pageIndex=0e0", 10, 0),
+    ],
+)
+def test_reference_takes_integral_numbers_for_paging(
+    query: str, page_size: int, page_index: int
+) -> None:
+    """The reference types pageSize and pageIndex as ``number``: 100.0 is the number 100."""
+    reply = profile_api("reference").get(api_path() + f"?{query}")
+    assert reply.status == 200, reply.text
+    page = reply.json()["page"]
+    assert (page["pageSize"], page["pageIndex"]) == (page_size, page_index)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("pageIndex=1.5", "pageIndex must be an integer, got '1.5'"),
+        ("pageSize=2.5", "pageSize must be an integer, got '2.5'"),
+        ("pageSize=abc", "pageSize must be an integer, got 'abc'"),
+        ("pageSize=nan", "pageSize must be an integer, got 'nan'"),
+        ("pageIndex=inf", "pageIndex must be an integer, got 'inf'"),
+        ("pageSize=500.5", "pageSize must be an integer, got '500.5'"),
+        ("pageSize=5e2", None),
+        ("pageSize=501.0", "pageSize must be between 1 and 500, got 501"),
+        ("pageIndex=-1.0", "pageIndex must be 0 or more, got -1"),
+    ],
+)
+def test_reference_refuses_fractional_or_out_of_range_paging(
+    query: str, expected: str | None
+) -> None:
+    reply = profile_api("reference").get(api_path() + f"?{query}")
+    if expected is None:
+        assert reply.status == 200, reply.text
+        return
+    assert reply.status == 400
+    assert reply.json()["detail"] == f"{expected}."
+
+
 def test_default_satisfies_both_documents() -> None:
     api = profile_api("default")
     single = api.put(api_path(suffix=f"/{PADMA}"), {"agent-status": 4})
@@ -153,3 +208,94 @@ def test_every_profile_states_its_claims() -> None:
     assert claims["reference"]["bulk_methods"] == ("POST",)
     assert set(claims["default"]["bulk_methods"]) == {"PUT", "POST"}
     assert len({tuple(sorted(c.items())) for c in claims.values()}) == 3
+
+
+JSON_BODY = {"Content-Type": "application/json"}
+DISABLED_CREDENTIALS = basic("initechapi", "initech-demo-token")
+NO_CREDENTIALS: dict[str, str] = {}
+# One request for every kind of Problem JSON error the API answers.
+ERRORS: dict[str, tuple[str, str, dict[str, object]]] = {
+    "400 bad body": ("PUT", api_path(suffix=f"/{PADMA}"), {"json_body": {"agent-status": 2}}),
+    "401 no credentials": ("GET", api_path(), {"credentials": NO_CREDENTIALS}),
+    "403 another tenant": ("GET", api_path(OTHER_TENANT), {}),
+    "404 unknown agent": ("GET", api_path(suffix="/agNobody"), {}),
+    "404 unknown version": ("GET", f"/api/v2/tenants/{DEMO_TENANT}/agentstatus/agents", {}),
+    "404 unknown path": ("GET", api_path(suffix=f"/{PADMA}/status"), {}),
+    "405 wrong method": ("DELETE", api_path(), {}),
+    "413 body too large": (
+        "PUT",
+        api_path(suffix=f"/{PADMA}"),
+        {"data": "x" * (1024 * 1024 + 1), "headers": JSON_BODY},
+    ),
+    "415 not json": (
+        "PUT",
+        api_path(suffix=f"/{PADMA}"),
+        {"data": "{}", "headers": {"Content-Type": "text/plain"}},
+    ),
+}
+ERROR_MEDIA_TYPES = {
+    "default": "application/problem+json",
+    "guide": "application/problem+json",
+    "reference": "application/json",
+}
+
+
+@pytest.mark.parametrize("profile", ERROR_MEDIA_TYPES)
+@pytest.mark.parametrize("error", ERRORS)
+def test_errors_use_the_profiles_media_type(profile: str, error: str) -> None:
+    """The reference declares its Problem as the ``default`` response in application/json."""
+    if (profile, error) == ("guide", "403 another tenant"):
+        pytest.skip("the guide answers another tenant's path with its XML 403")
+    method, path, options = ERRORS[error]
+    reply = profile_api(profile).request(method, path, **options)  # type: ignore[arg-type]
+    assert reply.status >= 400, reply.text
+    assert reply.headers["Content-Type"] == ERROR_MEDIA_TYPES[profile]
+    problem = reply.json()
+    assert problem["status"] == reply.status
+    assert problem["type"] == "about:blank"
+
+
+@pytest.mark.parametrize("profile", ERROR_MEDIA_TYPES)
+def test_an_injected_error_uses_the_profiles_media_type(profile: str) -> None:
+    api = profile_api(profile)
+    fault = api.admin("POST", "/__admin/faults", {"action": {"type": "respond", "status": 500}})
+    assert fault.status == 201, fault.text
+    reply = api.get(api_path())
+    assert reply.status == 500
+    assert reply.headers["Content-Type"] == ERROR_MEDIA_TYPES[profile]
+    assert reply.json()["status"] == 500
+
+
+@pytest.mark.parametrize("profile", ERROR_MEDIA_TYPES)
+def test_the_xml_403_stays_xml_in_every_profile(profile: str) -> None:
+    reply = profile_api(profile).get(api_path(DISABLED_TENANT), credentials=DISABLED_CREDENTIALS)
+    assert (reply.status, reply.headers["Content-Type"]) == (403, "application/xml; charset=utf-8")
+
+
+def test_the_reference_documents_its_errors_as_application_json() -> None:
+    document = profile_api("reference").get("/openapi.json", credentials=NO_CREDENTIALS).json()
+    responses = [
+        response
+        for path_item in document["paths"].values()
+        for method, operation in path_item.items()
+        if method != "parameters"
+        for status, response in operation["responses"].items()
+        if not status.startswith(("1", "2", "3"))
+    ]
+    responses += document["components"]["responses"].values()
+    media_types = {
+        media_type for response in responses for media_type in response.get("content", {})
+    }
+    assert media_types == {"application/json", "application/xml"}
+
+
+def test_reference_single_set_200_declares_no_content_type() -> None:
+    """No body, so no media type: not Flask's default ``text/html``, over real HTTP too."""
+    app = create_app(profile="reference", validate_responses=True)
+    reply = flask_api(app.test_client()).put(api_path(suffix=f"/{PADMA}"), {"agent-status": 4})
+    assert (reply.status, reply.text) == (200, "")
+    assert "Content-Type" not in reply.headers
+    with start_in_thread(app) as server, requests.Session() as session:
+        reply = http_api(server, session).put(api_path(suffix=f"/{PADMA}"), {"agent-status": 3})
+    assert (reply.status, reply.text) == (200, "")
+    assert "content-type" not in {name.lower() for name in reply.headers}
