@@ -14,7 +14,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contract_tests.target import StatusCode, Target
+from contract_tests.exchange import Exchange
+from contract_tests.findings import Choice
+from contract_tests.http import ApiTransport
+from contract_tests.model import StatusCode
+from contract_tests.target import Target
+from mock_server.profiles import DEFAULT, PROFILES
 from schemas.rules import REPEATABLE, AgentStatus
 
 LIMIT_PROBE_ENTRIES = 101
@@ -38,16 +43,23 @@ POINTS: dict[str, tuple[str, Any, Any]] = {
     "tenant_forbidden_xml": ("403 for another tenant's path is XML", True, False),
     "group_filter": ("groupId filter honoured", False, True),
     "pagination": ("pagination (pageSize/pageIndex, page object)", False, True),
-    "error_body_format": ("error body format (404)", None, "application/problem+json"),
+    # The reference's problem object is application/json; RFC 7807's own type for it is read
+    # the same way. The guide describes no error body.
+    "error_media_type": (
+        "error media type (404)",
+        [],
+        ["application/json", "application/problem+json"],
+    ),
     "agent_sub_status_values": ("agent-sub-status values seen", ["none"], ["none", "stopnew"]),
 }
-CLAIM_KEYS = tuple(
-    key for key in POINTS if key not in ("error_body_format", "agent_sub_status_values")
-)
+CLAIM_KEYS = tuple(key for key in POINTS if key != "agent_sub_status_values")
+SET_VALUED = ("error_media_type", "agent_sub_status_values")
 
 
 @dataclass
-class Finding:
+class Point:
+    """One disputed point: what the target did and which document that matches."""
+
     key: str
     title: str
     observed: Any
@@ -64,8 +76,8 @@ class Finding:
         _, guide, reference = POINTS[self.key]
         if self.key == "bulk_methods":
             matches = ("PUT" in self.observed, "POST" in self.observed)
-        elif self.key == "agent_sub_status_values":
-            seen = set(self.observed)
+        elif self.key in SET_VALUED:
+            seen = set(self.observed) if isinstance(self.observed, list) else {self.observed}
             matches = (seen <= set(guide), seen <= set(reference))
         else:
             matches = (self.observed == guide, self.observed == reference)
@@ -79,22 +91,22 @@ class Finding:
 
 @dataclass
 class Conformance:
-    """The findings, the bulk method later checks should use, and what broke the contract."""
+    """The disputed points, the bulk method later checks should use, and what broke the contract."""
 
     target: str
-    findings: dict[str, Finding] = field(default_factory=dict)
+    points: dict[str, Point] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     bulk_method: str | None = None
 
     def add(self, key: str, observed: Any, how: str, evidence: str) -> None:
-        self.findings[key] = Finding(key, POINTS[key][0], observed, how, evidence)
+        self.points[key] = Point(key, POINTS[key][0], observed, how, evidence)
 
     def value(self, key: str) -> Any:
-        return self.findings[key].observed
+        return self.points[key].observed
 
     def claims_view(self) -> dict[str, Any]:
-        """The findings in ``Profile.claims()`` form, for comparing with an emulator profile."""
-        view = {key: self.findings[key].observed for key in CLAIM_KEYS if key in self.findings}
+        """The points in ``Profile.claims()`` form, for comparing with an emulator profile."""
+        view = {key: self.points[key].observed for key in CLAIM_KEYS if key in self.points}
         if isinstance(view.get("bulk_methods"), list):
             view["bulk_methods"] = tuple(view["bulk_methods"])
         return view
@@ -102,9 +114,30 @@ class Conformance:
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
-            "points": [asdict(finding) for finding in self.findings.values()],
+            "points": [asdict(point) for point in self.points.values()],
             "contract_violations": list(self.violations),
         }
+
+
+def note_differences(conformance: Conformance, api: ApiTransport) -> None:
+    """On a live target: a finding for every disputed point where it does not do what the
+    emulator's default profile does, naming the profiles that do."""
+    default = DEFAULT.claims()
+    observed = conformance.claims_view()
+    for key in CLAIM_KEYS:
+        point = conformance.points.get(key)
+        if point is None or point.how == NOT_DETERMINED or observed[key] == default[key]:
+            continue
+        matching = [n for n, profile in PROFILES.items() if profile.claims()[key] == observed[key]]
+        change = (
+            f"run the emulator with --profile {' or '.join(matching)}"
+            if matching
+            else "no profile does this yet: add one (mock_server/profiles.py)"
+        )
+        choice = Choice(point.title, f"{default[key]!r} (default profile)", change)
+        api.note(
+            key, repr(observed[key]), point.evidence, choice=choice, matching_profiles=matching
+        )
 
 
 def _entry(agent_id: str, *, status: bool = True, codes: bool = True) -> dict[str, Any]:
@@ -159,16 +192,16 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     without_status = api.bulk(method, {"agents": [_entry(unknown, status=False)]})
     result.add(
         "bulk_requires_agent_status",
-        without_status.status == 400,
+        _refused_for_shape(without_status),
         UNKNOWN_IDS,
-        f"an entry without agent-status: {without_status.status}",
+        f"an entry without agent-status: {_outcome(without_status)}",
     )
     without_codes = api.bulk(method, {"agents": [_entry(unknown, codes=False)]})
     result.add(
         "bulk_requires_status_codes",
-        without_codes.status == 400,
+        _refused_for_shape(without_codes),
         UNKNOWN_IDS,
-        f"an entry without status-code fields: {without_codes.status}",
+        f"an entry without status-code fields: {_outcome(without_codes)}",
     )
     over = api.bulk(method, {"agents": [_entry(unknown)] * LIMIT_PROBE_ENTRIES})
     if over.status == 207:
@@ -184,6 +217,26 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
         UNKNOWN_IDS,
         f"{LIMIT_PROBE_ENTRIES} entries: {over.status}; {DOCUMENTED_LIMIT}: {at_limit.status}",
     )
+
+
+def _outcome(exchange: Exchange) -> str:
+    """``400``, or ``207 (entry 404)``: how a bulk of one entry was answered."""
+    if exchange.status != 207:
+        return str(exchange.status)
+    results = exchange.json().get("data") or [{}]
+    return f"207 (entry {results[0].get('change-status')})"
+
+
+def _refused_for_shape(exchange: Exchange) -> bool:
+    """A bulk of one entry naming an unknown agent was refused for what the entry lacks: as
+    a whole (400), or in the entry's result (400, where a complete entry gets the 404 of an
+    unknown agent)."""
+    if exchange.status == 400:
+        return True
+    if exchange.status != 207:
+        return False
+    results = exchange.json().get("data") or [{}]
+    return bool(results[0].get("change-status") == 400)
 
 
 def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | None] | None:
@@ -215,21 +268,22 @@ def _single_points(target: Target, result: Conformance, unknown: str) -> None:
         return
     agent_id, code = chosen
     status = int(api.agent_body(agent_id)["agent-status"])
-    body: dict[str, Any] = {"agent-status": status, **(code.fields() if code else {})}
+    other = next(int(s) for s in sorted(REPEATABLE) if s != status)
+    body: dict[str, Any] = {"agent-status": other, **(code.fields() if code else {})}
     done = api.set_agent(agent_id, body)
-    how = f"write on agent {agent_id} (same status, put back at the end)"
+    how = f"writes on agent {agent_id} (put back at the end)"
     result.add(
         "single_success_body",
         bool(done.body.strip()) if done.status == 200 else None,
         how if done.status == 200 else NOT_DETERMINED,
-        f"{status} -> {status}: {done.status} with {len(done.body)} body bytes",
+        f"{status} -> {other}: {done.status} with {len(done.body)} body bytes",
     )
-    confirm = api.set_agent(agent_id, {"agent-status": status})
+    back = api.set_agent(agent_id, {"agent-status": status})
     result.add(
         "single_requires_status_codes",
-        confirm.status == 400,
+        back.status == 400,
         how,
-        f"{evidence}; agent {agent_id} {status} -> {status} without codes: {confirm.status}",
+        f"{evidence}; agent {agent_id} {other} -> {status} without codes: {back.status}",
     )
 
 
@@ -273,7 +327,7 @@ def _read_points(target: Target, result: Conformance, unknown: str) -> None:
         result.add("pagination", None, NOT_DETERMINED, paged.describe())
     missing = api.get_agent(unknown)
     result.add(
-        "error_body_format",
+        "error_media_type",
         missing.media_type,
         READ_ONLY,
         f"unknown agent: {missing.status} {missing.media_type}",
@@ -299,10 +353,36 @@ def render_markdown(report: dict[str, Any]) -> str:
             json.dumps(point["observed"]),
             point["variant"],
             point["how"],
-            str(point["evidence"]).replace("|", "\\|"),
+            str(point["evidence"]),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Contract violations", ""]
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    lines += [
+        "",
+        "## Differs from the emulator",
+        "",
+        "What the vendor documents allow but the emulator chose otherwise (docs/DECISIONS.md):",
+        "findings, not failures. Each row says what to change in the emulator, or which",
+        "profile already answers the same.",
+        "",
+    ]
+    if report["findings"]:
+        lines += [
+            "| point | the emulator | this target | seen | evidence | to match it |",
+            "|---|---|---|---|---|---|",
+        ]
+        for finding in report["findings"]:
+            cells = [
+                finding["title"],
+                finding["emulator"],
+                finding["observed"],
+                f"{finding['count']}x",
+                " / ".join(finding["evidence"]),
+                finding["change"],
+            ]
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    else:
+        lines.append("none")
+    lines += ["", "## Vendor contract violations", ""]
     lines += [f"- {v}" for v in report["contract_violations"]] or ["none"]
     lines += ["", "## Agents changed and not put back", ""]
     lines += [f"- **{line}**" for line in report["not_restored"]] or ["none"]
@@ -311,12 +391,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def assemble(
     conformance: dict[str, Any] | None,
     target: str,
     not_restored: list[str],
     restored: list[str],
     not_applicable: list[str],
+    findings: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The whole report as JSON: the probes (if they ran) and the run's safety record."""
     base = conformance or {"target": target, "points": [], "contract_violations": []}
@@ -326,4 +412,5 @@ def assemble(
         "restored": restored,
         "not_restored": not_restored,
         "not_applicable": not_applicable,
+        "findings": findings,
     }

@@ -20,7 +20,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from contract_tests.config import KitConfig, add_options, load_config, report_paths
-from contract_tests.conformance import Conformance, assemble, probe, render_markdown
+from contract_tests.conformance import (
+    Conformance,
+    assemble,
+    note_differences,
+    probe,
+    render_markdown,
+)
 from contract_tests.control import ControlPlane
 from contract_tests.http import ApiTransport
 from contract_tests.target import Target, open_target
@@ -50,11 +56,13 @@ class KitSession:
     restored: list[str] = field(default_factory=list)
     not_restored: list[str] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, data: dict[str, Any]) -> None:
         self.conformance = self.conformance or data.get("conformance")
         self.restored += data.get("restored", [])
         self.not_restored += data.get("not_restored", [])
+        self.findings += data.get("findings", [])
 
     def report(self) -> dict[str, Any]:
         return assemble(
@@ -63,6 +71,7 @@ class KitSession:
             self.not_restored,
             self.restored,
             sorted(set(self.not_applicable)),
+            self.findings,
         )
 
 
@@ -142,6 +151,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 "conformance": kit.conformance,
                 "restored": kit.restored,
                 "not_restored": kit.not_restored,
+                "findings": kit.findings,
             }
         )
         return
@@ -157,7 +167,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     kit = config.stash[KIT]
-    if kit.conformance is None and not kit.restored and not kit.not_restored:
+    if kit.conformance is None and not kit.restored and not kit.not_restored and not kit.findings:
         return
     write = terminalreporter.write_line
     terminalreporter.section("Agent Status contract kit")
@@ -166,7 +176,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         observed = json.dumps(point["observed"])
         write(f"  {point['title']}: {observed} -> {point['variant']} ({point['how']})")
     violations = (kit.conformance or {}).get("contract_violations", [])
-    write(f"contract violations while probing: {len(violations)}")
+    write(f"vendor contract violations while probing: {len(violations)}")
+    if kit.findings:
+        write(f"differs from the emulator on {len(kit.findings)} points (findings, not failures):")
+    for finding in kit.findings:
+        write(f"  {finding['title']}: {finding['observed']} -> {finding['change']}")
     if kit.restored:
         write(f"agents put back to their starting status: {len(kit.restored)}")
     for line in kit.not_restored:
@@ -211,6 +225,7 @@ def target(kit: KitSession) -> Iterator[Target]:
             problems = opened.restore()
             kit.restored += opened.ledger.restored
             kit.not_restored += [problem.line() for problem in problems]
+            kit.findings += opened.api.findings.to_json()
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
@@ -228,6 +243,8 @@ def conformance(target: Target, kit: KitSession) -> Conformance:
     if target.control is not None:
         target.control.reset_tenant()
     result = probe(target)
+    if target.config.live:
+        note_differences(result, target.api)
     kit.conformance = result.to_json()
     return result
 

@@ -1,39 +1,45 @@
 """The kit's HTTP layer: every call goes through ``ApiTransport.send``, which judges the answer.
 
-One hook, ``ResponseContract.violations``, checks the status code, content type, headers and
-body of every response against the project's OpenAPI document (``schemas/openapi.yaml``,
-bundled). The document accepts what either vendor document allows, except that the reference
-describes the single set's 200 without a body: an empty 200 is judged against that variant.
-Every write passes the ``WriteGuard`` and snapshots the agents it may change first.
+Every response is judged against both layers of the contract (``ResponseContract``): the
+vendor contract (``schemas/vendor-openapi.yaml``), whose breach fails the calling check on any
+target, and the emulator's promise (``schemas/openapi.yaml`` as each profile serves it). A
+target that claims to be an emulator must keep its promise too; a live target that differs
+from it gets a finding (``contract_tests.findings``), with the profiles that would answer the
+same. Every write passes the ``WriteGuard`` and snapshots the agents it may change first.
 Nothing here ever prints the token or the Authorization header.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from client.api import basic_authorization
+from contract_tests.exchange import Exchange
+from contract_tests.findings import CHOICES, Choice, ChoiceBroken, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard
-from schemas.contract import ContractValidator
-from schemas.documents import API_DOCUMENT, bundle
+from mock_server.docs import api_document
+from mock_server.profiles import DEFAULT, PROFILES
+from schemas.contract import ContractValidator, Operation
+from schemas.documents import VENDOR_DOCUMENT, bundle
 
 TIMEOUT_SECONDS = 30.0
-EXCERPT_CHARS = 300
-SINGLE_PATH = "/tenants/{tenantId}/agentstatus/agents/{agentId}"
+MAX_PAGE_SIZE = 500
+MAX_PAGES = 1000
+"""At most 500,000 agents: a target that keeps answering pages is not believed forever."""
 OPERATION_BY_METHOD = {"POST": "setagentsstatuses", "PUT": "setagentsstatusesput"}
 
 
 class ContractBreach(AssertionError):
-    """A response broke the project's contract; the message names every violation."""
+    """A response broke the contract a target is held to; the message names every violation."""
 
 
 @dataclass(frozen=True)
@@ -48,62 +54,66 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """One call and its answer, as the checks see it (no request headers kept)."""
+class Judgement:
+    """One response against both layers."""
 
-    method: str
-    path: str
-    """Below the API root, e.g. ``/tenants/acme/agentstatus/agents/ag1``."""
-    operation: str | None
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    breaches: list[str]
+    """What breaks the vendor contract: a failure on every target."""
+    differences: list[str]
+    """What breaks the promise of the profile the target is compared with."""
+    matching_profiles: list[str]
+    """The emulator profiles whose promise this response keeps."""
 
-    @property
-    def media_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
+@cache
+def vendor_validator() -> ContractValidator:
+    return ContractValidator(bundle(VENDOR_DOCUMENT))
 
-    def json(self) -> Any:
-        return json.loads(self.body)
 
-    def describe(self) -> str:
-        """``PUT /tenants/…/agents/x -> 400 application/problem+json: {...}`` for messages."""
-        excerpt = " ".join(self.text.split())[:EXCERPT_CHARS]
-        return (
-            f"{self.method} {self.path} -> {self.status} {self.media_type or '(none)'}: {excerpt}"
-        )
+@cache
+def promise_validator(profile: str) -> ContractValidator:
+    """The document the emulator serves in this profile, at ``/openapi.json``."""
+    return ContractValidator(api_document(PROFILES[profile]))
+
+
+def _operation(validator: ContractValidator, exchange: Exchange) -> Operation | None:
+    """The operation an answer is judged by, routed by method and path as the document routes
+    them (in the reference profile a PUT on ``.../bulk`` is the single set of agent "bulk");
+    None (judged as unrouted) for a method the path lacks, answered before routing."""
+    if exchange.status == 405:
+        return None
+    return validator.route(exchange.method, exchange.path)
 
 
 class ResponseContract:
-    """The project's document, compiled once, and its no-body variant of the single set."""
+    """The vendor contract and every profile's promise, compiled once per process.
 
-    def __init__(self) -> None:
-        document = bundle(API_DOCUMENT)
-        self.main = ContractValidator(document)
-        variant = copy.deepcopy(document)
-        del variant["paths"][SINGLE_PATH]["put"]["responses"]["200"]["content"]
-        self.no_body = ContractValidator(variant)
+    ``profile`` is the promise the target is compared with: the profile an emulator target
+    claims, or the default profile for a live one.
+    """
 
-    def violations(self, exchange: Exchange) -> list[str]:
-        validator = self.main
-        if exchange.operation == "setagentstatus" and exchange.status == 200 and not exchange.body:
-            validator = self.no_body
-        # A method the path lacks is answered before routing: judged as "no operation".
-        operation = (
-            None
-            if exchange.operation is None or exchange.status == 405
-            else validator.operation_by_id(exchange.operation)
-        )
+    def __init__(self, profile: str = DEFAULT.name) -> None:
+        self.profile = profile
+        self.vendor = vendor_validator()
+        self.promises = {name: promise_validator(name) for name in PROFILES}
+
+    @staticmethod
+    def _violations(validator: ContractValidator, exchange: Exchange) -> list[str]:
+        operation = _operation(validator, exchange)
         return validator.violations(
             operation,
             exchange.status,
             exchange.body,
             content_type=exchange.headers.get("content-type"),
             headers=exchange.headers,
+        )
+
+    def judge(self, exchange: Exchange) -> Judgement:
+        kept = {name: self._violations(v, exchange) for name, v in self.promises.items()}
+        return Judgement(
+            breaches=self._violations(self.vendor, exchange),
+            differences=kept[self.profile],
+            matching_profiles=sorted(name for name, problems in kept.items() if not problems),
         )
 
 
@@ -120,7 +130,9 @@ class ApiTransport:
         guard: WriteGuard,
         ledger: RestoreLedger,
         pause: float = 0.0,
+        promise_bound: bool = True,
     ) -> None:
+        """``promise_bound``: the target is an emulator, held to its promise as well."""
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
         self.credentials = credentials
@@ -130,6 +142,8 @@ class ApiTransport:
         self.pause = pause
         self.calls = 0
         self.violations: list[str] = []
+        self.promise_bound = promise_bound
+        self.findings = Findings()
         self._strict = True
         self._session = requests.Session()
 
@@ -198,15 +212,63 @@ class ApiTransport:
             headers={name.lower(): value for name, value in response.headers.items()},
             body=response.content,
         )
-        problems = [self.redact(p) for p in self.contract.violations(exchange)]
-        if problems:
-            found = self.redact(
-                f"{exchange.describe()} breaks the contract: " + "; ".join(problems)
-            )
-            self.violations.append(found)
-            if self._strict:
-                raise ContractBreach(found)
+        self._judge(exchange)
         return exchange
+
+    def _fail(self, message: str, error: type[AssertionError]) -> None:
+        """Record a failure; raise it unless inside ``recording()``."""
+        found = self.redact(message)
+        self.violations.append(found)
+        if self._strict:
+            raise error(found)
+
+    def _judge(self, exchange: Exchange) -> None:
+        judgement = self.contract.judge(exchange)
+        if judgement.breaches:
+            self._fail(
+                f"{exchange.describe()} breaks the vendor contract: "
+                + "; ".join(judgement.breaches),
+                ContractBreach,
+            )
+        if self.promise_bound and judgement.differences:
+            self._fail(
+                f"{exchange.describe()} breaks the emulator's promise "
+                f"(profile {self.contract.profile}): " + "; ".join(judgement.differences),
+                ContractBreach,
+            )
+        observed = observe(exchange)
+        for key, what, evidence in observed:
+            self.note(key, what, evidence)
+        unexplained = judgement.differences and not observed and not judgement.matching_profiles
+        if unexplained and not self.promise_bound:
+            self.note("other", "; ".join(judgement.differences), exchange.describe())
+
+    def note(
+        self,
+        key: str,
+        observed: str,
+        evidence: str,
+        *,
+        choice: Choice | None = None,
+        matching_profiles: list[str] | None = None,
+    ) -> None:
+        """The target did what the vendor allows but the emulator chose otherwise: a finding
+        on a live target, a failure on an emulator (which must keep its own choices)."""
+        if self.promise_bound:
+            chosen = choice or CHOICES[key]
+            self._fail(
+                f"the emulator breaks its own choice on {chosen.title} ({chosen.emulator}): "
+                f"{observed}; {evidence}",
+                ChoiceBroken,
+            )
+            return
+        self.findings.add(
+            key,
+            self.redact(observed),
+            self.redact(evidence),
+            choice=choice,
+            matching_profiles=matching_profiles,
+        )
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -227,11 +289,26 @@ class ApiTransport:
         return body
 
     def agents(self) -> list[dict[str, Any]]:
-        """Every agent of the tenant (one page as large as the reference allows)."""
-        exchange = self.list_agents({"pageSize": "500"})
-        assert exchange.status == 200, f"listing agents: {exchange.describe()}"
-        data: list[dict[str, Any]] = exchange.json()["data"]
-        return data
+        """Every agent of the tenant, through every page when the target pages its list.
+
+        The reference caps pageSize at 500 and describes a ``page`` object with ``totalPages``;
+        a target that sends none answered the whole list at once (the reference's text:
+        "pagination is not supported").
+        """
+        agents: list[dict[str, Any]] = []
+        index, pages = 0, 1
+        while index < min(pages, MAX_PAGES):
+            exchange = self.list_agents({"pageSize": str(MAX_PAGE_SIZE), "pageIndex": str(index)})
+            assert exchange.status == 200, f"listing agents: {exchange.describe()}"
+            body = exchange.json()
+            page = body.get("page")
+            data: list[dict[str, Any]] = body["data"]
+            agents.extend(data)
+            if not isinstance(page, dict) or not data:
+                break
+            pages = int(page.get("totalPages", 1))
+            index += 1
+        return agents
 
     # -- writes: always through the guard ------------------------------------------------
 

@@ -9,6 +9,9 @@ from contract_tests.http import ApiTransport, Credentials
 from contract_tests.target import Target
 
 XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
+# The reference answers 403 ("not authorized to access this tenant"); a tenant that does not
+# exist may as well be 401 or 404. Only an answer with data breaks the vendor contract.
+REFUSED = (401, 403, 404)
 
 
 def list_with(api: ApiTransport, credentials: Credentials | None) -> int:
@@ -44,7 +47,11 @@ def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -
     other = api.agents_path(tenant=target.other_tenant())
     for path, operation in ((other, "getagentsstatus"), (other + "/ag1", "getagentstatus")):
         exchange = api.send("GET", path, operation=operation)
-        assert exchange.status == 403, f"another tenant's path: {exchange.describe()}"
+        assert exchange.status in REFUSED, (
+            f"valid credentials on another tenant's path must be refused: {exchange.describe()}"
+        )
+        if exchange.status != 403:
+            api.note("other_tenant_status", f"answered {exchange.status}", exchange.describe())
 
 
 @pytest.mark.needs_control_plane("a live tenant cannot switch its Agent Status API off on demand")

@@ -20,14 +20,14 @@ def differences(claims: dict[str, Any], conformance: Conformance) -> list[str]:
     observed = conformance.claims_view()
     return [
         f"{key}: the profile claims {claims[key]!r}, the target does {observed.get(key)!r} "
-        f"({conformance.findings[key].evidence})"
+        f"({conformance.points[key].evidence})"
         for key in claims
         if observed.get(key) != claims[key]
     ]
 
 
 def test_the_probes_cover_every_disputed_point(conformance: Conformance) -> None:
-    assert set(CLAIM_KEYS) <= set(conformance.findings)
+    assert set(CLAIM_KEYS) <= set(conformance.points)
     assert set(CLAIM_KEYS) == set(PROFILES["default"].claims())
 
 

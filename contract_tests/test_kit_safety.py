@@ -8,8 +8,10 @@ import pytest
 
 from contract_tests.config import report_paths
 from contract_tests.conformance import POINTS, assemble, render_markdown
+from contract_tests.exchange import Exchange
+from contract_tests.findings import CHOICES, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
-from contract_tests.http import ApiTransport, Exchange, ResponseContract
+from contract_tests.http import ApiTransport, ResponseContract
 from contract_tests.target import Target, code_of, not_applicable, same_state
 from schemas.rules import REPEATABLE
 
@@ -113,21 +115,84 @@ def test_restore_puts_agents_back_and_reports_what_the_api_cannot(fresh: Target)
     assert same_state(fresh.api.agent_body(leaving["agent-id"]), leaving)
 
 
-def test_the_contract_hook_names_what_a_response_breaks() -> None:
+AGENTS = "/tenants/t/agentstatus/agents"
+CALLS = {
+    "getagentsstatus": ("GET", AGENTS),
+    "getagentstatus": ("GET", AGENTS + "/ag1"),
+    "setagentstatus": ("PUT", AGENTS + "/ag1"),
+    "setagentsstatuses": ("POST", AGENTS + "/bulk"),
+}
+
+
+def answer(operation: str, status: int, body: bytes, **headers: str) -> Exchange:
+    method, path = CALLS[operation]
+    lowered = {name.replace("_", "-").lower(): value for name, value in headers.items()}
+    return Exchange(method, path, operation, status, lowered, body)
+
+
+def test_the_vendor_contract_fails_what_neither_document_allows() -> None:
     contract = ResponseContract()
-    bad_agent = Exchange(
-        "GET",
-        "/tenants/t/agentstatus/agents",
+    bad_agent = answer(
         "getagentsstatus",
         200,
-        {"content-type": "application/json", "x-request-id": "0" * 32},
         b'{"data": [{"agent-id": "a", "agent-status": 13}]}',
+        content_type="application/json",
     )
-    assert any("agent-status" in v for v in contract.violations(bad_agent))
-    teapot = Exchange("GET", "/x", "getagentstatus", 418, {}, b"")
-    assert contract.violations(teapot) == ["status 418 is not declared for getagentstatus"]
-    empty_success = Exchange("PUT", "/x", "setagentstatus", 200, {"x-request-id": "a" * 32}, b"")
-    assert contract.violations(empty_success) == []
+    assert any("agent-status" in v for v in contract.judge(bad_agent).breaches)
+    json_type = "application/json"
+    renamed = answer(
+        "getagentstatus", 200, b'{"agentId": "a", "status": 4}', content_type=json_type
+    )
+    assert any("'agent-id' is a required property" in v for v in contract.judge(renamed).breaches)
+    as_string = answer(
+        "getagentstatus", 200, b'{"agent-id": "a", "agent-status": "4"}', content_type=json_type
+    )
+    assert any("not of type 'number'" in v for v in contract.judge(as_string).breaches)
+    bulk_200 = answer("setagentsstatuses", 200, b'{"data": []}', content_type="application/json")
+    assert contract.judge(bulk_200).breaches == ["status 200 is not declared for setagentsstatuses"]
+
+
+def test_what_the_vendor_allows_but_the_emulator_chose_otherwise_is_only_a_difference() -> None:
+    contract = ResponseContract()
+    teapot = answer("getagentstatus", 418, b"", x_request_id="a" * 32)
+    judged = contract.judge(teapot)
+    assert (judged.breaches, judged.differences) == (
+        [],
+        ["status 418 is not declared for getagentstatus"],
+    )
+    empty_success = answer("setagentstatus", 200, b"", x_request_id="a" * 32)
+    judged = contract.judge(empty_success)
+    assert judged.breaches == [] and judged.matching_profiles == ["reference"]
+    spring = answer(
+        "getagentstatus",
+        401,
+        b'{"timestamp": "2026-01-01T00:00:00Z", "status": 401, "error": "Unauthorized"}',
+        content_type="application/json",
+    )
+    assert contract.judge(spring).breaches == []
+    extra = answer(
+        "getagentstatus",
+        200,
+        b'{"agent-id": "a", "agent-status": 4.0, "agent-group-id": 100}',
+        content_type="application/json",
+    )
+    judged = contract.judge(extra)
+    assert judged.breaches == [] and judged.differences and not judged.matching_profiles
+    assert {key for key, _, _ in observe(extra)} == {
+        "extra_fields",
+        "integral_numbers",
+        "request_id",
+    }
+
+
+def test_findings_keep_one_row_per_point_with_a_few_examples() -> None:
+    findings = Findings()
+    for number in range(5):
+        findings.add("request_id", "no X-Request-Id", f"GET /x{number}")
+    (row,) = findings.to_json()
+    assert row["count"] == 5
+    assert row["evidence"] == ["GET /x0", "GET /x1", "GET /x2"]
+    assert row["title"] == CHOICES["request_id"].title
 
 
 def test_secrets_never_show(target: Target) -> None:
@@ -149,12 +214,27 @@ def test_the_report_names_every_point_and_every_agent_not_restored() -> None:
         ["ag1: started 4 WAIT_TRANSACT, now 1 LOGGED_OUT: no way back"],
         [],
         [],
+        [
+            {
+                "key": "request_id",
+                "title": "X-Request-Id header",
+                "emulator": "always",
+                "observed": "never",
+                "evidence": ["GET /x -> 200"],
+                "count": 2,
+                "matching_profiles": [],
+                "change": "make it optional",
+            }
+        ],
     )
     text = render_markdown(report)
     for title, _, _ in POINTS.values():
         assert f"| {title} |" in text
     assert "**ag1: started 4 WAIT_TRANSACT" in text
     assert "a\\|b" in text
+    assert (
+        "| X-Request-Id header | always | never | 2x | GET /x -> 200 | make it optional |" in text
+    )
 
 
 def test_report_paths_accept_a_stem_or_either_suffix() -> None:

@@ -13,7 +13,8 @@ from contract_tests.model import ModelAgent, expect
 from contract_tests.target import Target
 from schemas.rules import AgentStatus
 
-TARGETS = [0, 1, 2, 3, 4, 5, 9, 12]
+# Every status, and one number that is none.
+TARGETS = [int(status) for status in AgentStatus] + [max(AgentStatus) + 1]
 
 
 @pytest.mark.needs_control_plane("agents in every status can only be placed by the control plane")
@@ -37,6 +38,7 @@ def test_every_status_to_every_target_follows_the_rule_table(
                 before = fresh.api.agent_body(agent_id)
                 verdict = expect(int(source), wanted, "valid", code, True)
                 exchange = fresh.api.set_agent(agent_id, {"agent-status": wanted, **code.fields()})
+                fresh.judge(verdict, exchange, f"PUT agent {agent_id}")
                 after = verdict.after(ModelAgent.read(before), wanted, code)
                 now = fresh.api.agent_body(agent_id)
                 if exchange.status != verdict.status or after.mismatch(now) is not None:

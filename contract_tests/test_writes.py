@@ -1,7 +1,9 @@
 """Writes on the agents the run may change: single and bulk sets, refusals, status codes.
 
 Every expectation comes from the rule table through ``contract_tests.model.expect``; a
-failure names the transition or the status-code rule the target broke.
+failure names the transition or the status-code rule the target broke. Bulk results are
+paired with their entries by agent id (``Target.results``), and every agent a bulk names is
+read back: a result must tell the truth about what happened to its agent.
 """
 
 from __future__ import annotations
@@ -9,15 +11,29 @@ from __future__ import annotations
 from typing import Any
 
 from contract_tests.conformance import Conformance
-from contract_tests.model import ModelAgent, expect, label
-from contract_tests.target import CodeBook, StatusCode, Target, not_applicable
-from schemas.rules import ALLOWED_TRANSITIONS, REPEATABLE, AgentStatus
+from contract_tests.model import (
+    UNKNOWN_AGENT,
+    Expectation,
+    ModelAgent,
+    StatusCode,
+    expect,
+    label,
+)
+from contract_tests.target import CodeBook, Target, not_applicable
+from schemas.rules import ALLOWED_TRANSITIONS, REPEATABLE, SETTABLE, AgentStatus
 
 JOINED = sorted(int(status) for status in REPEATABLE)
+STUCK = [int(status) for status in AgentStatus if status not in ALLOWED_TRANSITIONS]
+UNSETTABLE = [int(status) for status in AgentStatus if status not in SETTABLE]
+NO_SUCH_STATUS = max(AgentStatus) + 1
 
 
 def body(status: int, code: StatusCode | None) -> dict[str, Any]:
     return {"agent-status": status, **(code.fields() if code else {})}
+
+
+def other_joined(status: int) -> int:
+    return next(s for s in JOINED if s != status)
 
 
 def joined_agent(target: Target, conformance: Conformance) -> tuple[dict[str, Any], CodeBook]:
@@ -30,34 +46,61 @@ def joined_agent(target: Target, conformance: Conformance) -> tuple[dict[str, An
 
 
 def assert_refused_and_unchanged(
-    target: Target, agent: dict[str, Any], sent: dict[str, Any], rule: str
+    target: Target, agent: dict[str, Any], sent: dict[str, Any], verdict: Expectation
 ) -> None:
-    exchange = target.api.set_agent(agent["agent-id"], sent)
-    assert exchange.status == 400, f"{rule}; the target answered {exchange.describe()}"
-    now = target.api.agent_body(agent["agent-id"])
-    assert ModelAgent.read(agent).mismatch(now) is None, f"{rule}; but the agent changed to {now}"
+    agent_id = agent["agent-id"]
+    exchange = target.api.set_agent(agent_id, sent)
+    target.judge(verdict, exchange, f"PUT agent {agent_id}")
+    now = target.api.agent_body(agent_id)
+    assert ModelAgent.read(agent).mismatch(now) is None, (
+        f"{verdict.rule}; refused with {exchange.status}, but the agent changed to {now}"
+    )
+
+
+def set_and_read_back(
+    target: Target, model: ModelAgent, agent_id: str, wanted: int, code: StatusCode | None
+) -> ModelAgent:
+    """One single set judged by the rule table, then the agent read back against the model."""
+    kind = "valid" if code else "none"
+    verdict = expect(model.status, wanted, kind, code, False)
+    exchange = target.api.set_agent(agent_id, body(wanted, code))
+    target.judge(verdict, exchange, f"PUT agent {agent_id}")
+    expected = verdict.after(model, wanted, code, exchange.status)
+    now = target.api.agent_body(agent_id)
+    differs = expected.mismatch(now)
+    assert differs is None, (
+        f"{verdict.rule}; answered {exchange.status}, but the agent reads back as {now} "
+        f"({differs}): a read must show the last acknowledged write"
+    )
+    return expected
 
 
 def test_an_allowed_single_change_takes_effect_and_reads_back(
     fresh: Target, conformance: Conformance
 ) -> None:
     agent, book = joined_agent(fresh, conformance)
-    current = agent["agent-status"]
-    wanted = next(s for s in JOINED if s != current)
     code = book.valid[0] if book.valid else None
-    verdict = expect(current, wanted, "valid" if code else "none", code, False)
-    exchange = fresh.api.set_agent(agent["agent-id"], body(wanted, code))
-    assert exchange.status == 200, f"{verdict.rule}; the target answered {exchange.describe()}"
-    now = fresh.api.agent_body(agent["agent-id"])
-    expected = verdict.after(ModelAgent.read(agent), wanted, code)
-    assert expected.mismatch(now) is None, f"{verdict.rule}; read back {now}"
+    wanted = other_joined(agent["agent-status"])
+    set_and_read_back(fresh, ModelAgent.read(agent), agent["agent-id"], wanted, code)
+
+
+def test_every_drawn_transition_between_the_joined_statuses_is_allowed(
+    fresh: Target, conformance: Conformance
+) -> None:
+    agent, book = joined_agent(fresh, conformance)
+    code = book.valid[0] if book.valid else None
+    start = agent["agent-status"]
+    first, second = (s for s in JOINED if s != start)
+    # Every directed edge between 3, 4 and 5 once, ending where the agent started.
+    model = ModelAgent.read(agent)
+    for wanted in (first, second, start, second, first, start):
+        model = set_and_read_back(fresh, model, agent["agent-id"], wanted, code)
 
 
 def test_an_agent_in_a_status_the_api_cannot_leave_stays_there(
     fresh: Target, conformance: Conformance
 ) -> None:
-    stuck = [int(s) for s in AgentStatus if s not in ALLOWED_TRANSITIONS]
-    agents = fresh.writable_now(stuck)
+    agents = fresh.writable_now(STUCK)
     if not agents:
         not_applicable("no writable agent in a status the API cannot leave")
     required = conformance.value("single_requires_status_codes")
@@ -68,8 +111,18 @@ def test_an_agent_in_a_status_the_api_cannot_leave_stays_there(
             verdict = expect(
                 agent["agent-status"], wanted, "valid" if code else "none", code, required
             )
-            assert verdict.status == 400
-            assert_refused_and_unchanged(fresh, agent, body(wanted, code), verdict.rule)
+            assert_refused_and_unchanged(fresh, agent, body(wanted, code), verdict)
+
+
+def test_a_status_the_api_cannot_set_is_refused_and_changes_nothing(
+    fresh: Target, conformance: Conformance
+) -> None:
+    agent, book = joined_agent(fresh, conformance)
+    code = book.valid[0] if book.valid else None
+    for wanted in [*UNSETTABLE, NO_SUCH_STATUS]:
+        verdict = expect(agent["agent-status"], wanted, "valid" if code else "none", code, False)
+        assert verdict.status == 400
+        assert_refused_and_unchanged(fresh, agent, body(wanted, code), verdict)
 
 
 def test_status_codes_that_are_not_the_agents_are_refused(
@@ -81,9 +134,10 @@ def test_status_codes_that_are_not_the_agents_are_refused(
     if not tried:
         not_applicable("no status code seen on the agent to derive wrong ones from")
     current = agent["agent-status"]
+    wanted = other_joined(current)
     for kind, code in tried.items():
-        verdict = expect(current, current, kind, code, False)
-        assert_refused_and_unchanged(fresh, agent, body(current, code), verdict.rule)
+        verdict = expect(current, wanted, kind, code, False)
+        assert_refused_and_unchanged(fresh, agent, body(wanted, code), verdict)
 
 
 def bulk_method(conformance: Conformance) -> str:
@@ -104,28 +158,61 @@ def bulk_ready(
     ]
 
 
-def entry(target: Target, agent_id: str, status: int) -> dict[str, Any]:
+def code_for(target: Target, agent_id: str) -> StatusCode | None:
     valid = target.codebook(agent_id).valid
-    return {"agent-id": agent_id, **body(status, valid[0] if valid else None)}
+    return valid[0] if valid else None
 
 
-def test_a_bulk_answers_207_with_one_result_per_entry_in_order(
+def entry(target: Target, agent_id: str, status: int) -> dict[str, Any]:
+    return {"agent-id": agent_id, **body(status, code_for(target, agent_id))}
+
+
+def assert_bulk_told_the_truth(
+    target: Target,
+    before: dict[str, dict[str, Any]],
+    planned: list[tuple[dict[str, Any], Expectation, int]],
+) -> None:
+    """Every writable agent after a bulk: changed as its own result says, the others not at all.
+
+    ``planned`` holds each entry naming a writable agent, its verdict and its answer.
+    """
+    expected = {agent_id: ModelAgent.read(agent) for agent_id, agent in before.items()}
+    for sent, verdict, answered in planned:
+        agent_id = sent["agent-id"]
+        code = code_for(target, agent_id) if "status-code-list-id" in sent else None
+        expected[agent_id] = verdict.after(expected[agent_id], sent["agent-status"], code, answered)
+    now = {agent["agent-id"]: agent for agent in target.api.agents()}
+    for agent_id, model in expected.items():
+        differs = model.mismatch(now[agent_id])
+        assert differs is None, (
+            f"after the bulk, agent {agent_id} reads {now[agent_id]} ({differs}): a result "
+            "must tell what happened to its agent, and no other agent may change"
+        )
+
+
+def test_a_bulk_answers_207_with_one_true_result_per_entry(
     fresh: Target, conformance: Conformance
 ) -> None:
     method = bulk_method(conformance)
+    required = bool(conformance.value("bulk_requires_status_codes"))
     agents = bulk_ready(fresh, conformance, JOINED)[:3]
     if not agents:
         not_applicable("no writable agent in 3, 4 or 5")
+    before = {a["agent-id"]: a for a in fresh.writable_now(list(AgentStatus))}
     unknown = fresh.unknown_agent_id()
-    entries = [entry(fresh, a["agent-id"], a["agent-status"]) for a in agents]
+    entries = [entry(fresh, a["agent-id"], other_joined(a["agent-status"])) for a in agents]
     entries.append({"agent-id": unknown, **body(4, StatusCode(801, 1722, "Meet"))})
     exchange = fresh.api.bulk(method, {"agents": entries})
-    assert exchange.status == 207, exchange.describe()
-    results = exchange.json()["data"]
-    assert [r["agent-id"] for r in results] == [e["agent-id"] for e in entries]
-    assert [r["change-status"] for r in results] == [200] * len(agents) + [404], (
-        f"{len(agents)} changes to the same joined status, then an unknown agent: {results}"
-    )
+    results = fresh.results(entries, exchange)
+    planned = []
+    for agent, sent, result in zip(agents, entries, results, strict=False):
+        code = code_for(fresh, agent["agent-id"])
+        kind = "valid" if code else "none"
+        verdict = expect(agent["agent-status"], sent["agent-status"], kind, code, required)
+        where = f"bulk entry for {agent['agent-id']}"
+        planned.append((sent, verdict, fresh.judge_result(verdict, result, where)))
+    fresh.judge_result(UNKNOWN_AGENT, results[-1], f"bulk entry for the unknown agent {unknown}")
+    assert_bulk_told_the_truth(fresh, before, planned)
 
 
 def test_an_unsettable_status_in_a_bulk_changes_nothing(
@@ -135,53 +222,54 @@ def test_an_unsettable_status_in_a_bulk_changes_nothing(
     agents = bulk_ready(fresh, conformance, JOINED)[:2]
     if not agents:
         not_applicable("no writable agent in 3, 4 or 5")
+    before = {a["agent-id"]: a for a in fresh.writable_now(list(AgentStatus))}
     busy = int(AgentStatus.BUSY)
     entries = [entry(fresh, a["agent-id"], busy) for a in agents]
     exchange = fresh.api.bulk(method, {"agents": entries})
-    rule = expect(agents[0]["agent-status"], busy, "none", None, False).rule
-    assert exchange.status in (207, 400), exchange.describe()
+    verdict = expect(agents[0]["agent-status"], busy, "none", None, False)
+    assert exchange.status in (207, 400), f"{verdict.rule}: {exchange.describe()}"
+    planned = []
     if exchange.status == 207:
-        outcomes = [r["change-status"] for r in exchange.json()["data"]]
-        assert outcomes == [400] * len(agents), f"{rule}; results {exchange.json()['data']}"
-    for agent in agents:
-        now = fresh.api.agent_body(agent["agent-id"])
-        assert ModelAgent.read(agent).mismatch(now) is None, f"{rule}; but it changed to {now}"
+        fresh.api.note(
+            "bulk_shape_refusal", "each such entry refused in its own result", exchange.describe()
+        )
+        for sent, result in zip(entries, fresh.results(entries, exchange), strict=True):
+            where = f"bulk entry for {sent['agent-id']}"
+            planned.append((sent, verdict, fresh.judge_result(verdict, result, where)))
+    assert_bulk_told_the_truth(fresh, before, planned)
 
 
-def test_a_bulk_of_unknown_agents_answers_404_for_each(
-    target: Target, conformance: Conformance
-) -> None:
+def test_a_bulk_of_unknown_agents_refuses_each(target: Target, conformance: Conformance) -> None:
     method = bulk_method(conformance)
     unknown = [target.unknown_agent_id() for _ in range(2)]
     entries = [{"agent-id": a, **body(3, StatusCode(801, 1725, "Lunch"))} for a in unknown]
     exchange = target.api.bulk(method, {"agents": entries})
-    assert exchange.status == 207, exchange.describe()
-    results = [(r["agent-id"], r["change-status"]) for r in exchange.json()["data"]]
-    assert results == [(a, 404) for a in unknown], (
-        f"an unknown agent in a bulk must be a per-entry 404; results {exchange.json()['data']}"
-    )
+    for agent_id, result in zip(unknown, target.results(entries, exchange), strict=True):
+        target.judge_result(UNKNOWN_AGENT, result, f"bulk entry for the unknown agent {agent_id}")
 
 
 def test_a_bulk_with_a_refused_entry_still_applies_the_others(
     fresh: Target, conformance: Conformance
 ) -> None:
     method = bulk_method(conformance)
-    stuck = [int(s) for s in AgentStatus if s not in ALLOWED_TRANSITIONS]
     movable = bulk_ready(fresh, conformance, JOINED)
-    blocked = fresh.writable_now(stuck)
+    blocked = fresh.writable_now(STUCK)
     if not movable or not blocked:
         not_applicable("needs a writable agent in 3, 4 or 5 and one in a status it cannot leave")
     good, bad = movable[0], blocked[0]
-    wanted = next(s for s in JOINED if s != good["agent-status"])
-    refused = expect(bad["agent-status"], wanted, "none", None, False)
+    before = {a["agent-id"]: a for a in fresh.writable_now(list(AgentStatus))}
+    wanted = other_joined(good["agent-status"])
+    code = code_for(fresh, good["agent-id"])
+    kind = "valid" if code else "none"
+    allowed = expect(good["agent-status"], wanted, kind, code, False)
+    refused = expect(bad["agent-status"], wanted, kind, code, False)
     good_entry = entry(fresh, good["agent-id"], wanted)
     bad_entry = {**good_entry, "agent-id": bad["agent-id"]}
     exchange = fresh.api.bulk(method, {"agents": [good_entry, bad_entry]})
-    assert exchange.status == 207, exchange.describe()
-    first, second = exchange.json()["data"]
-    assert first["change-status"] == 200, (
-        f"{label(good['agent-status'])} -> {label(wanted)}: {first}"
+    first, second = fresh.results([good_entry, bad_entry], exchange)
+    where = f"{label(good['agent-status'])} -> {label(wanted)} beside a refused entry"
+    answered = fresh.judge_result(allowed, first, f"{where} (each entry is independent)")
+    refused_answer = fresh.judge_result(refused, second, f"bulk entry for {bad['agent-id']}")
+    assert_bulk_told_the_truth(
+        fresh, before, [(good_entry, allowed, answered), (bad_entry, refused, refused_answer)]
     )
-    assert second["change-status"] == 400, f"{refused.rule}; the target answered {second}"
-    assert fresh.api.agent_body(good["agent-id"])["agent-status"] == wanted
-    assert ModelAgent.read(bad).mismatch(fresh.api.agent_body(bad["agent-id"])) is None

@@ -138,6 +138,23 @@ class ContractValidator:
         method = "GET" if method.upper() == "HEAD" else method.upper()
         return self._operations.get((method, path))
 
+    def route(self, method: str, path: str) -> Operation | None:
+        """The operation a concrete path (below the server URL, query ignored) reaches with
+        this method: among the templates that match it, the one with the most literal
+        segments (``.../agents/bulk`` before ``.../agents/{agentId}``)."""
+        method = "GET" if method.upper() == "HEAD" else method.upper()
+        segments = [unquote(part) for part in path.split("?")[0].strip("/").split("/")]
+        best: tuple[int, Operation] | None = None
+        for (candidate_method, template), operation in self._operations.items():
+            parts = template.strip("/").split("/")
+            if candidate_method != method or len(parts) != len(segments):
+                continue
+            if all(p.startswith("{") or p == s for p, s in zip(parts, segments, strict=True)):
+                literal = sum(not part.startswith("{") for part in parts)
+                if best is None or literal > best[0]:
+                    best = (literal, operation)
+        return None if best is None else best[1]
+
     def operation_by_id(self, operation_id: str) -> Operation:
         try:
             return self._by_id[operation_id]
