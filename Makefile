@@ -41,10 +41,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # Long Schemathesis runs (every check, stateful links) against the emulator: FUZZ_EXAMPLES
-# examples per operation and for the state machine; the test suite runs a few.
+# examples per operation and for the state machine; the test suite runs a few. Driven by the
+# emulator's own document, then by the vendor's reference (schemas/official-openapi.json).
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
-	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/contract/test_contract_schemathesis.py
+	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
+		tests/contract/test_contract_schemathesis.py tests/contract/test_vendor_schemathesis.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
