@@ -185,24 +185,19 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     if not supported:
         return
     method = result.bulk_method = supported[0]
-    first = answers[method].json()["data"][0]
+    (first,) = target.results([_entry(unknown)], answers[method])
     result.add(
         "bulk_result_message", "message" in first, UNKNOWN_IDS, f"an entry's result: {first}"
     )
-    without_status = api.bulk(method, {"agents": [_entry(unknown, status=False)]})
-    result.add(
-        "bulk_requires_agent_status",
-        _refused_for_shape(without_status),
-        UNKNOWN_IDS,
-        f"an entry without agent-status: {_outcome(without_status)}",
-    )
-    without_codes = api.bulk(method, {"agents": [_entry(unknown, codes=False)]})
-    result.add(
-        "bulk_requires_status_codes",
-        _refused_for_shape(without_codes),
-        UNKNOWN_IDS,
-        f"an entry without status-code fields: {_outcome(without_codes)}",
-    )
+    baseline = first.get("change-status")
+    for key, entry, what in (
+        ("bulk_requires_agent_status", _entry(unknown, status=False), "agent-status"),
+        ("bulk_requires_status_codes", _entry(unknown, codes=False), "status-code fields"),
+    ):
+        lacking = api.bulk(method, {"agents": [entry]})
+        refused = _refused_for_shape(lacking, baseline)
+        evidence = f"an entry without {what}: {_outcome(lacking)}; a complete one: {baseline}"
+        result.add(key, refused, UNKNOWN_IDS if refused is not None else NOT_DETERMINED, evidence)
     over = api.bulk(method, {"agents": [_entry(unknown)] * LIMIT_PROBE_ENTRIES})
     if over.status == 207:
         result.add("bulk_limit", None, UNKNOWN_IDS, f"{LIMIT_PROBE_ENTRIES} entries answered 207")
@@ -227,16 +222,19 @@ def _outcome(exchange: Exchange) -> str:
     return f"207 (entry {results[0].get('change-status')})"
 
 
-def _refused_for_shape(exchange: Exchange) -> bool:
-    """A bulk of one entry naming an unknown agent was refused for what the entry lacks: as
-    a whole (400), or in the entry's result (400, where a complete entry gets the 404 of an
-    unknown agent)."""
+def _refused_for_shape(exchange: Exchange, baseline: object) -> bool | None:
+    """Whether a bulk of one entry naming an unknown agent was refused for what the entry
+    lacks: as a whole (400), or in the entry's result, where a complete entry for the same
+    agent got another change-status (``baseline``, the unknown agent's). None when the two
+    cannot be told apart (the target answers an unknown agent with 400 too)."""
     if exchange.status == 400:
         return True
     if exchange.status != 207:
         return False
     results = exchange.json().get("data") or [{}]
-    return bool(results[0].get("change-status") == 400)
+    if results[0].get("change-status") != 400:
+        return False
+    return None if baseline == 400 else True
 
 
 def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | None] | None:
@@ -332,8 +330,9 @@ def _read_points(target: Target, result: Conformance, unknown: str) -> None:
         READ_ONLY,
         f"unknown agent: {missing.status} {missing.media_type}",
     )
-    seen = sorted({a["agent-sub-status"] for a in agents if "agent-sub-status" in a})
-    result.add("agent_sub_status_values", seen, READ_ONLY, f"{len(agents)} agents listed")
+    every = api.agents()
+    seen = sorted({a["agent-sub-status"] for a in every if "agent-sub-status" in a})
+    result.add("agent_sub_status_values", seen, READ_ONLY, f"{len(every)} agents listed")
 
 
 def render_markdown(report: dict[str, Any]) -> str:

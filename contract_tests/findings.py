@@ -21,6 +21,7 @@ from contract_tests.exchange import Exchange
 from schemas import load_schema
 
 MAX_EVIDENCE = 3
+EVIDENCE_CHARS = 240
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Findings:
         matching_profiles: list[str] | None = None,
     ) -> None:
         """One more example of ``key``; ``choice`` when it is not one of ``CHOICES``."""
+        evidence = evidence if len(evidence) <= EVIDENCE_CHARS else evidence[:EVIDENCE_CHARS] + "…"
         known = self.found.get(key)
         if known is None:
             choice = choice or CHOICES[key]
@@ -192,15 +194,21 @@ PROBLEM_MEMBERS = frozenset(load_schema("problem.schema.json")["required"])
 XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
 
 
-def _is_problem(answer: Exchange, body: Any) -> bool:
-    """The emulator's Problem JSON: every member it sends, status equal to the HTTP status."""
-    return (
-        isinstance(body, dict)
-        and set(body) >= PROBLEM_MEMBERS
-        and body.get("status") == answer.status
-        and all(isinstance(body.get(name), str) for name in PROBLEM_MEMBERS - {"status"})
-        and str(body.get("instance", "")).startswith("urn:uuid:")
-    )
+def _problem_difference(answer: Exchange, body: Any) -> str | None:
+    """How an error body differs from the emulator's Problem JSON (every member it sends,
+    ``status`` equal to the HTTP status, ``instance`` a urn:uuid), or None."""
+    if not answer.body.strip():
+        return "no body"
+    if not isinstance(body, dict):
+        return f"a {answer.media_type or 'untyped'} body that is not a JSON object"
+    missing = sorted(PROBLEM_MEMBERS - set(body))
+    if missing:
+        return f"a JSON object without {', '.join(missing)}"
+    if body.get("status") != answer.status:
+        return f"status {body.get('status')!r} in a {answer.status} answer"
+    if not str(body.get("instance")).startswith("urn:uuid:"):
+        return f"instance {body.get('instance')!r}"
+    return None
 
 
 def _unknown_members(answer: Exchange, body: Any) -> Iterator[str]:
@@ -258,17 +266,18 @@ Observer = Callable[[Exchange, Any], Iterator[tuple[str, str, str]]]
 def _errors(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
     if answer.status < 400:
         return
+    difference = _problem_difference(answer, body)
     if answer.status == 401:
-        if not _is_problem(answer, body):
-            yield "unauthorized_body", "401 answers differ", answer.describe()
+        if difference is not None:
+            yield "unauthorized_body", difference, answer.describe()
         challenge = answer.headers.get("www-authenticate", "")
         if not challenge.lower().startswith("basic"):
             yield "www_authenticate", f"401 with WWW-Authenticate {challenge!r}", answer.describe()
         return
     if answer.status == 403 and answer.body.strip() == XML_FORBIDDEN:
         return
-    if not _is_problem(answer, body):
-        yield "error_body", "errors answered in another body", answer.describe()
+    if difference is not None:
+        yield "error_body", difference, answer.describe()
     if answer.status == 405 and not answer.headers.get("allow"):
         yield "allow_header", "405 without Allow", answer.describe()
 

@@ -61,8 +61,6 @@ class Judgement:
     """What breaks the vendor contract: a failure on every target."""
     differences: list[str]
     """What breaks the promise of the profile the target is compared with."""
-    matching_profiles: list[str]
-    """The emulator profiles whose promise this response keeps."""
 
 
 @cache
@@ -109,11 +107,17 @@ class ResponseContract:
         )
 
     def judge(self, exchange: Exchange) -> Judgement:
-        kept = {name: self._violations(v, exchange) for name, v in self.promises.items()}
         return Judgement(
             breaches=self._violations(self.vendor, exchange),
-            differences=kept[self.profile],
-            matching_profiles=sorted(name for name, problems in kept.items() if not problems),
+            differences=self._violations(self.promises[self.profile], exchange),
+        )
+
+    def matching_profiles(self, exchange: Exchange) -> list[str]:
+        """The emulator profiles whose promise this response keeps."""
+        return sorted(
+            name
+            for name, validator in self.promises.items()
+            if not self._violations(validator, exchange)
         )
 
 
@@ -129,8 +133,8 @@ class ApiTransport:
         contract: ResponseContract,
         guard: WriteGuard,
         ledger: RestoreLedger,
+        promise_bound: bool,
         pause: float = 0.0,
-        promise_bound: bool = True,
     ) -> None:
         """``promise_bound``: the target is an emulator, held to its promise as well."""
         self.base_url = base_url.rstrip("/")
@@ -239,8 +243,8 @@ class ApiTransport:
         observed = observe(exchange)
         for key, what, evidence in observed:
             self.note(key, what, evidence)
-        unexplained = judgement.differences and not observed and not judgement.matching_profiles
-        if unexplained and not self.promise_bound:
+        unexplained = judgement.differences and not observed and not self.promise_bound
+        if unexplained and not self.contract.matching_profiles(exchange):
             self.note("other", "; ".join(judgement.differences), exchange.describe())
 
     def note(
@@ -296,18 +300,29 @@ class ApiTransport:
         "pagination is not supported").
         """
         agents: list[dict[str, Any]] = []
-        index, pages = 0, 1
+        seen: set[object] = set()
+        index, pages, total = 0, 1, None
         while index < min(pages, MAX_PAGES):
             exchange = self.list_agents({"pageSize": str(MAX_PAGE_SIZE), "pageIndex": str(index)})
             assert exchange.status == 200, f"listing agents: {exchange.describe()}"
             body = exchange.json()
             page = body.get("page")
             data: list[dict[str, Any]] = body["data"]
+            repeated = [a.get("agent-id") for a in data if a.get("agent-id") in seen]
+            assert not repeated, (
+                f"page {index} lists agents an earlier page listed ({repeated[:3]}): "
+                "pageIndex counts pages from 0"
+            )
+            seen.update(agent.get("agent-id") for agent in data)
             agents.extend(data)
             if not isinstance(page, dict) or not data:
                 break
             pages = int(page.get("totalPages", 1))
+            total = page.get("totalElements", total)
             index += 1
+        assert total is None or total == len(agents), (
+            f"the page object's totalElements is {total}, but its pages list {len(agents)} agents"
+        )
         return agents
 
     # -- writes: always through the guard ------------------------------------------------

@@ -8,7 +8,7 @@ agent as the API shows it, and the words a failure uses to name the rule that br
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.rules import SETTABLE, AgentStatus, can_transition
@@ -118,9 +118,13 @@ def expect(
     target: int,
     code_kind: str,
     code: StatusCode | None,
-    codes_required: bool,
+    codes_required: bool | None,
 ) -> Expectation:
-    """The rule table's verdict on ``current -> target`` with the given status code."""
+    """The rule table's verdict on ``current -> target`` with the given status code.
+
+    ``codes_required`` None: the probes could not tell whether the target requires the
+    status-code fields, so a change without them may be accepted or refused.
+    """
     move = f"{label(current)} -> {label(target)} with {CODE_WORDS[code_kind]}"
     try:
         settable = AgentStatus(target) in SETTABLE
@@ -128,8 +132,12 @@ def expect(
         settable = False
     if not settable:
         return Expectation(400, f"{move}: {label(target)} cannot be set through the API", True)
-    if codes_required and (code is None or code.short_code is None):
+    incomplete = code is None or code.short_code is None
+    if codes_required and incomplete:
         return Expectation(400, f"{move}: this target requires all status-code fields", True)
+    if codes_required is None and incomplete:
+        verdict = expect(current, target, code_kind, code, False)
+        return replace(verdict, open_answers=verdict.open_answers | ACCEPTED_OR_REFUSED)
     if code_kind not in ("none", "valid"):
         return Expectation(400, f"{move}: {CODE_WORDS[code_kind]} must be refused")
     if current == target:

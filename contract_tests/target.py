@@ -49,10 +49,20 @@ class CodeBook:
     source: str
 
 
+def integral(value: object) -> int | None:
+    """A JSON number with no fraction (the reference types ids as ``number``: 801 or 801.0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
 def code_of(agent: Mapping[str, Any]) -> StatusCode | None:
     """The reason code an agent shows, if it shows a usable one (not the logged-out -1 pair)."""
-    list_id, item_id = agent.get("status-code-list-id"), agent.get("status-code-item-id")
-    if not isinstance(list_id, int) or not isinstance(item_id, int):
+    list_id = integral(agent.get("status-code-list-id"))
+    item_id = integral(agent.get("status-code-item-id"))
+    if list_id is None or item_id is None:
         return None
     if list_id == LOGGED_OUT_STATUS_CODE_LIST_ID:
         return None
@@ -229,6 +239,16 @@ class Target:
                 else:
                     self.ledger.problems.append(problem)
         return self.ledger.problems
+
+    def put_back(self) -> None:
+        """Every agent changed so far back where it started, now (the run goes on): so that
+        each example of a state machine on a live target starts from the same state."""
+        if self.control is not None:
+            self.control.reset_tenant()
+            return
+        for agent_id, start in self.ledger.starts().items():
+            problem = self._restore_one(agent_id, start)
+            assert problem is None, f"AGENT NOT RESTORED between examples: {problem.line()}"
 
     def _read(self, agent_id: str) -> dict[str, Any] | None:
         exchange = self.api.get_agent(agent_id)

@@ -31,15 +31,20 @@ def test_the_right_credentials_are_accepted(api: ApiTransport) -> None:
 
 def test_a_wrong_token_is_401(api: ApiTransport) -> None:
     wrong = Credentials(api.credentials.username, api.credentials.token + "-wrong")
-    assert list_with(api, wrong) == 401
+    status = list_with(api, wrong)
+    assert status == 401, f"a wrong token must be refused with 401, the target answered {status}"
 
 
 def test_an_unknown_user_is_401(api: ApiTransport) -> None:
-    assert list_with(api, Credentials("kit-no-such-user", api.credentials.token)) == 401
+    status = list_with(api, Credentials("kit-no-such-user", api.credentials.token))
+    assert status == 401, f"an unknown user must be refused with 401, the target answered {status}"
 
 
 def test_no_authorization_header_is_401(api: ApiTransport) -> None:
-    assert list_with(api, None) == 401
+    status = list_with(api, None)
+    assert status == 401, (
+        f"a call without credentials must be refused with 401, the target answered {status}"
+    )
 
 
 def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -> None:

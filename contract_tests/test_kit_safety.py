@@ -27,6 +27,7 @@ def guarded(target: Target, writable: frozenset[str], allow_logout: bool = False
         contract=target.api.contract,
         guard=WriteGuard(writable, allow_logout),
         ledger=RestoreLedger(),
+        promise_bound=target.api.promise_bound,
     )
 
 
@@ -161,8 +162,8 @@ def test_what_the_vendor_allows_but_the_emulator_chose_otherwise_is_only_a_diffe
         ["status 418 is not declared for getagentstatus"],
     )
     empty_success = answer("setagentstatus", 200, b"", x_request_id="a" * 32)
-    judged = contract.judge(empty_success)
-    assert judged.breaches == [] and judged.matching_profiles == ["reference"]
+    assert contract.judge(empty_success).breaches == []
+    assert contract.matching_profiles(empty_success) == ["reference"]
     spring = answer(
         "getagentstatus",
         401,
@@ -177,7 +178,8 @@ def test_what_the_vendor_allows_but_the_emulator_chose_otherwise_is_only_a_diffe
         content_type="application/json",
     )
     judged = contract.judge(extra)
-    assert judged.breaches == [] and judged.differences and not judged.matching_profiles
+    assert judged.breaches == [] and judged.differences
+    assert contract.matching_profiles(extra) == []
     assert {key for key, _, _ in observe(extra)} == {
         "extra_fields",
         "integral_numbers",

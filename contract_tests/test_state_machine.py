@@ -47,8 +47,8 @@ def machine(target: Target, conformance: Conformance) -> type[RuleBasedStateMach
     statuses = [
         int(s) for s in AgentStatus if s != AgentStatus.LOGGED_OUT or target.config.allow_logout
     ]
-    single_codes = bool(conformance.value("single_requires_status_codes"))
-    bulk_codes = bool(conformance.value("bulk_requires_status_codes"))
+    single_codes = conformance.value("single_requires_status_codes")
+    bulk_codes = conformance.value("bulk_requires_status_codes")
     bulk_method = conformance.bulk_method
     unknown = target.unknown_agent_id()
     change = st.tuples(
@@ -76,8 +76,7 @@ def machine(target: Target, conformance: Conformance) -> type[RuleBasedStateMach
     class Transitions(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            if target.control is not None:
-                target.control.reset_tenant()
+            target.put_back()
             listed = {a["agent-id"]: a for a in target.api.agents()}
             self.model = {agent_id: ModelAgent.read(listed[agent_id]) for agent_id in agents}
 

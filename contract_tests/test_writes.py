@@ -97,6 +97,17 @@ def test_every_drawn_transition_between_the_joined_statuses_is_allowed(
         model = set_and_read_back(fresh, model, agent["agent-id"], wanted, code)
 
 
+def test_setting_the_status_an_agent_already_has_is_either_answer(
+    fresh: Target, conformance: Conformance
+) -> None:
+    """Not drawn in the vendor's diagram: accepted (the emulator's choice, a new reason code)
+    or refused both conform; what it answered must read back."""
+    agent, book = joined_agent(fresh, conformance)
+    code = book.valid[-1] if book.valid else None
+    current = agent["agent-status"]
+    set_and_read_back(fresh, ModelAgent.read(agent), agent["agent-id"], current, code)
+
+
 def test_an_agent_in_a_status_the_api_cannot_leave_stays_there(
     fresh: Target, conformance: Conformance
 ) -> None:
@@ -194,7 +205,7 @@ def test_a_bulk_answers_207_with_one_true_result_per_entry(
     fresh: Target, conformance: Conformance
 ) -> None:
     method = bulk_method(conformance)
-    required = bool(conformance.value("bulk_requires_status_codes"))
+    required = conformance.value("bulk_requires_status_codes")
     agents = bulk_ready(fresh, conformance, JOINED)[:3]
     if not agents:
         not_applicable("no writable agent in 3, 4 or 5")

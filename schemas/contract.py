@@ -8,6 +8,7 @@ Validators are compiled once, when a ``ContractValidator`` is built.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 DOCUMENT_URI = "urn:agentstatus-twin:openapi"
+MAX_BODY_VIOLATIONS = 10
+"""A body is judged up to this many violations: a list of 50,000 agents that all break one
+rule is one finding, not 50,000 (and not minutes of validation)."""
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # Responses for requests that match no operation, looked up in components.responses.
 UNROUTED_RESPONSES = {404: "RouteNotFound", 405: "MethodNotAllowed"}
@@ -252,5 +256,8 @@ def _body_violations(
             return
     else:
         instance = body.decode("utf-8", errors="replace")
-    for error in sorted(validator.iter_errors(instance), key=lambda e: e.json_path):
+    errors = list(itertools.islice(validator.iter_errors(instance), MAX_BODY_VIOLATIONS + 1))
+    for error in sorted(errors[:MAX_BODY_VIOLATIONS], key=lambda e: e.json_path):
         yield f"body {error.json_path}: {error.message}"
+    if len(errors) > MAX_BODY_VIOLATIONS:
+        yield f"body: more than {MAX_BODY_VIOLATIONS} violations, the rest not listed"
