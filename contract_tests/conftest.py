@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from contract_tests.config import KitConfig, add_options, load_config, report_paths
 from contract_tests.conformance import (
@@ -44,6 +44,10 @@ settings.register_profile(
     stateful_step_count=6,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    # On a live tenant every step is a real write: no shrinking (it would send an unbounded
+    # number of them), and the same sequences on every run, so a failure can be reproduced.
+    phases=[Phase.explicit, Phase.generate],
+    derandomize=True,
 )
 
 

@@ -36,7 +36,7 @@ CASES = {
     "the rule table allows this transition, but the target answered 400",
     "bulk limit ignored": "bulk_limit: the profile claims 100, the target does None",
     "status-code list not checked": "a status-code list not assigned to the agent's group "
-    "must be refused; the target answered PUT",
+    "must be refused, but the target answered 200",
     # The contract hook sees it first: change-status is 200, 400 or 404 per the document.
     "unknown agent 500 in bulk": "change-status']: 500 is not one of [200, 400, 404]",
 }
