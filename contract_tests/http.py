@@ -292,8 +292,9 @@ class ApiTransport:
         body: dict[str, Any] = exchange.json()
         return body
 
-    def agents(self) -> list[dict[str, Any]]:
-        """Every agent of the tenant, through every page when the target pages its list.
+    def agents(self, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every agent of the tenant (``params``: e.g. a group filter), through every page
+        when the target pages its list.
 
         The reference caps pageSize at 500 and describes a ``page`` object with ``totalPages``;
         a target that sends none answered the whole list at once (the reference's text:
@@ -303,7 +304,8 @@ class ApiTransport:
         seen: set[object] = set()
         index, pages, total = 0, 1, None
         while index < min(pages, MAX_PAGES):
-            exchange = self.list_agents({"pageSize": str(MAX_PAGE_SIZE), "pageIndex": str(index)})
+            paging = {"pageSize": str(MAX_PAGE_SIZE), "pageIndex": str(index)}
+            exchange = self.list_agents({**(params or {}), **paging})
             assert exchange.status == 200, f"listing agents: {exchange.describe()}"
             body = exchange.json()
             page = body.get("page")

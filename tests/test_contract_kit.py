@@ -74,6 +74,9 @@ def test_the_kit_fails_naming_the_broken_rule(broken_emulator: str, message: str
             "no:xdist",
             "-p",
             "no:cacheprovider",
+            # The kit does not use Schemathesis; its plugin costs seconds at every start.
+            "-p",
+            "no:schemathesis",
             "-q",
             "--agentstatus-emulator-url",
             broken_emulator,

@@ -63,6 +63,9 @@ def run_kit(variant: Variant, report: Path, *extra: str) -> KitRun:
                 "no:xdist",
                 "-p",
                 "no:cacheprovider",
+                # The kit does not use Schemathesis; its plugin costs seconds at every start.
+                "-p",
+                "no:schemathesis",
                 "-q",
                 "--report",
                 str(report),
