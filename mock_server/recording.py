@@ -10,8 +10,11 @@ Credentials never reach the file: headers are masked as the journal masks them, 
 string is scrubbed of the request's own secrets (the token, its base64 and the header value)
 in case the upstream echoed them somewhere else.
 
-``agentstatus-mock validate-recording FILE`` judges every answered exchange against
-``schemas/openapi.yaml`` with the same validator as the emulator and the contract kit.
+``agentstatus-mock validate-recording FILE`` judges every answered exchange as the contract
+kit judges a live tenant, with the same validator: against the vendor contract
+(``schemas/vendor-openapi.yaml``), whose breach is a failure, and, for an exchange that keeps
+it, against the emulator's promise (the document the emulator serves in ``--profile``), where a
+difference is listed with the profiles that answer the same, not failed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,16 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mock_server.docs import API_SERVER_PATH, SINGLE_PATH, drop_single_success_body
+from mock_server.docs import API_SERVER_PATH, api_document
 from mock_server.errors import AuthenticationFailed
 from mock_server.journal import MASK, header_value, masked_headers
+from mock_server.profiles import DEFAULT, PROFILES
 from mock_server.responses import basic_credentials
-from schemas.contract import ContractValidator, Operation, is_json_media_type, media_type_of
-from schemas.documents import API_DOCUMENT, bundle
+from schemas.contract import ContractValidator, is_json_media_type, media_type_of
+from schemas.documents import VENDOR_DOCUMENT, bundle
 
 MIN_SCRUBBED_SECRET = 4
 """Shorter secrets are not searched for in bodies: replacing them would garble every text."""
-_PARAMETER = re.compile(r"\{[^/}]+\}")
+DIFFERENCE = "differs from the emulator's promise (not a failure): "
 
 
 class RecordingError(Exception):
@@ -163,46 +166,56 @@ def recorded_message(headers: dict[str, str], raw: bytes) -> dict[str, Any]:
     return {"headers": headers, "body": text, "json": False}
 
 
-def operation_at(validator: ContractValidator, method: str, path: str) -> Operation | None:
-    """The document's operation for a concrete path: as in the emulator's router, a concrete
-    template wins over one with parameters. None when the path or the method has none."""
-    relative = path.removeprefix(API_SERVER_PATH)
-    matching = [
-        operation.path
-        for operation in validator.operations
-        if re.fullmatch(_PARAMETER.sub("[^/]+", operation.path), relative)
-    ]
-    if not matching:
-        return None
-    template = min(matching, key=lambda template: (len(_PARAMETER.findall(template)), template))
-    return validator.operation(method, template)
+@dataclass(frozen=True)
+class Judgement:
+    """One answered exchange against both layers of the contract."""
+
+    breaches: list[str]
+    """How it breaks the vendor contract: a failure."""
+    differences: list[str]
+    """How it breaks the emulator's promise (only when it keeps the vendor contract)."""
+    matching_profiles: list[str]
+    """The other profiles whose promise it keeps (only when it differs)."""
 
 
 class RecordingContract:
-    """``schemas/openapi.yaml``, and its variant whose single set answers 200 with no body
-    (the reference's form), as the contract kit judges a live tenant."""
+    """The two layers a live recording is judged by, as the contract kit judges a live tenant:
+    the vendor contract, and the promise of each profile, ``profile``'s being the one compared
+    with. An exchange is routed by each document on its own (in the reference profile a PUT on
+    ``.../agents/bulk`` is the single set of agent "bulk"); a 405 is judged as unrouted."""
 
-    def __init__(self) -> None:
-        self.main = ContractValidator(bundle(API_DOCUMENT))
-        variant = bundle(API_DOCUMENT)
-        drop_single_success_body(variant)
-        self.no_body = ContractValidator(variant)
+    def __init__(self, profile: str = DEFAULT.name) -> None:
+        self.profile = profile
+        self.vendor = ContractValidator(bundle(VENDOR_DOCUMENT))
+        self.promises = {
+            name: ContractValidator(api_document(chosen)) for name, chosen in PROFILES.items()
+        }
 
-    def violations(self, exchange: Mapping[str, Any]) -> list[str]:
-        """How one answered exchange breaks the contract; empty when it conforms."""
+    @staticmethod
+    def _violations(validator: ContractValidator, exchange: Mapping[str, Any]) -> list[str]:
         status = int(exchange["status"])
         response = Message.of(exchange["response"])
-        operation = operation_at(self.main, exchange["method"], exchange["path"])
-        validator = self.main
-        if operation is not None and operation.path == SINGLE_PATH and not response.body:
-            validator = self.no_body
+        path = str(exchange["path"]).removeprefix(API_SERVER_PATH)
+        operation = None if status == 405 else validator.route(exchange["method"], path)
         return validator.violations(
-            None if status == 405 else operation,
+            operation,
             status,
             response.body,
             content_type=response.content_type,
             headers=response.headers,
         )
+
+    def judge(self, exchange: Mapping[str, Any]) -> Judgement:
+        breaches = self._violations(self.vendor, exchange)
+        if breaches:
+            return Judgement(breaches, [], [])
+        differences = self._violations(self.promises[self.profile], exchange)
+        matching = [
+            name
+            for name, promise in sorted(self.promises.items())
+            if differences and name != self.profile and not self._violations(promise, exchange)
+        ]
+        return Judgement([], differences, matching)
 
 
 def answered(exchanges: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -213,24 +226,37 @@ def answered(exchanges: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[st
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """The ``validate-recording`` command: one line per violation, then a summary."""
+    """The ``validate-recording`` command: one line per breach of the vendor contract, one per
+    difference from the emulator's promise (marked as not a failure), then a summary. Exit 1
+    when an exchange breaks the vendor contract, whatever the differences."""
     try:
         exchanges = read_recording(Path(args.recording))
     except RecordingError as error:
         print(f"agentstatus-mock validate-recording: {error}", file=sys.stderr)
         return 2
-    contract = RecordingContract()
-    checked = broken = 0
+    contract = RecordingContract(args.profile)
+    checked = broken = differing = 0
     for number, exchange in answered(exchanges):
         checked += 1
-        problems = contract.violations(exchange)
-        broken += bool(problems)
-        for problem in problems:
-            print(f"#{number} {exchange['method']} {exchange['path']}: {problem}")
+        judgement = contract.judge(exchange)
+        broken += bool(judgement.breaches)
+        differing += bool(judgement.differences)
+        where = f"#{number} {exchange['method']} {exchange['path']}: "
+        for problem in judgement.breaches:
+            print(where + problem)
+        for difference in judgement.differences:
+            print(where + DIFFERENCE + difference)
+        if judgement.matching_profiles:
+            names = ", ".join(judgement.matching_profiles)
+            profiles = (
+                "profiles answer" if len(judgement.matching_profiles) > 1 else "profile answers"
+            )
+            print(f"{where}the emulator's {names} {profiles} the same")
     skipped = len(exchanges) - checked
     print(
-        f"{checked} exchanges checked against the contract ({skipped} unanswered skipped): "
-        f"{broken} break it."
+        f"{checked} exchanges checked against the vendor contract ({skipped} unanswered "
+        f"skipped): {broken} break it; {differing} differ from the emulator's promise "
+        f"(profile {contract.profile}), not a failure."
     )
     return 1 if broken else 0
 
@@ -239,7 +265,14 @@ def add_validate_command(commands: Any) -> None:
     """Register ``validate-recording`` on the CLI's subcommands."""
     parser = commands.add_parser(
         "validate-recording",
-        help="check every exchange of a proxy recording against schemas/openapi.yaml",
+        help="check every exchange of a proxy recording against the vendor contract "
+        "(schemas/vendor-openapi.yaml) and list where it differs from the emulator's promise",
     )
     parser.add_argument("recording", help="the JSON Lines file `proxy --record` wrote")
+    parser.add_argument(
+        "--profile",
+        default=DEFAULT.name,
+        choices=sorted(PROFILES),
+        help="whose promise the differences are listed against (default: default)",
+    )
     parser.set_defaults(handler=run_validate)

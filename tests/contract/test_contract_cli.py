@@ -67,7 +67,8 @@ def test_a_missing_required_header_is_reported(
     headers.write_text(
         "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n\r\n"
     )
-    code = main(["validate", "--operation", "getagentstatus", "--headers", str(headers), str(body)])
+    arguments = ["validate", "--document", "api", "--operation", "getagentstatus"]
+    code = main([*arguments, "--headers", str(headers), str(body)])
     assert code == 1
     assert "the required header WWW-Authenticate is missing" in capsys.readouterr().out
 
