@@ -14,7 +14,8 @@ from conftest import DEMO_TENANT
 
 from mock_server.server import RunningServer
 
-GUIDE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "cc-managing-agent-status.md"
+GUIDE = Path(__file__).resolve().parent / "reference" / "cc-managing-agent-status.md"
+"""A byte copy of ``../shared/reference/``'s (tests/contract/test_reference_copies.py)."""
 
 
 def guide_blocks(language: str) -> list[str]:

@@ -1,4 +1,10 @@
-"""What the contract tests share: the vendor's reference files and this project's documents."""
+"""What the contract tests share: the vendor's reference files and this project's documents.
+
+The vendor's files are read from the repository's byte copies, so the tests run in a clone with
+no ``../shared`` beside it: the API reference ships with the schemas
+(``schemas/official-openapi.json``), the guide is test data (``tests/reference/``).
+``test_reference_copies`` keeps both equal to ``../shared/reference/`` where that folder exists.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,15 @@ from typing import Any
 
 from schemas.contract import HTTP_METHODS
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-GUIDE = REFERENCE / "cc-managing-agent-status.md"
-OFFICIAL_OPENAPI = REFERENCE / "official-openapi.json"
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
+"""The vendor's files as the project was given them (beside the clone, when present)."""
+TEST_REFERENCE = ROOT / "tests" / "reference"
+"""Byte copies of the vendor's files that only the tests read."""
+GUIDE = TEST_REFERENCE / "cc-managing-agent-status.md"
+OFFICIAL_OPENAPI = ROOT / "schemas" / "official-openapi.json"
+REFERENCE_COPIES = [OFFICIAL_OPENAPI, *sorted(TEST_REFERENCE.iterdir())]
+"""Every in-repo copy of a file of ``../shared/reference/``, under the same name."""
 
 
 def official_document() -> dict[str, Any]:
