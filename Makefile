@@ -43,10 +43,15 @@ bench: $(STAMP)
 # Long Schemathesis runs (every check, stateful links) against the emulator: FUZZ_EXAMPLES
 # examples per operation and for the state machine; the test suite runs a few. Driven by the
 # emulator's own document, then by the vendor's reference (schemas/official-openapi.json).
+# Then the contract kit against FUZZ_VARIANTS random variants of the vendor double (FUZZ_SEED).
 FUZZ_EXAMPLES ?= 1000
+FUZZ_VARIANTS ?= 40
+FUZZ_SEED ?= 0
 fuzz: $(STAMP)
 	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
 		tests/contract/test_contract_schemathesis.py tests/contract/test_vendor_schemathesis.py
+	AGENTSTATUS_FUZZ_VARIANTS=$(FUZZ_VARIANTS) AGENTSTATUS_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider tests/kit/fuzz_kit_variants.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

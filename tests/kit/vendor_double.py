@@ -124,7 +124,8 @@ BROKEN: Final[Mapping[str, str]] = {
     "page-total-wrong": "page.totalElements counts the agents on the page, not in the list",
 }
 
-_CHOICES: Final[Mapping[str, tuple[object, ...]]] = {
+SWITCHES: Final[Mapping[str, tuple[object, ...]]] = {
+    # The values each non-boolean switch of Variant may take (the first is its default).
     "error_media_type": ("application/json", "application/problem+json"),
     "error_body": ("problem", "spring", "empty", "html"),
     "unauthorized_body": ("problem", "spring", "empty"),
@@ -168,7 +169,7 @@ class Variant:
     broken: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        for name, allowed in _CHOICES.items():
+        for name, allowed in SWITCHES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed!r}")
         if not self.bulk_methods or not self.bulk_methods <= {"PUT", "POST"}:
@@ -958,8 +959,8 @@ def _parser() -> argparse.ArgumentParser:
             )
         elif item.name == "unknown_agent_in_bulk":
             parser.add_argument(*flags, type=int, choices=(404, 400), default=None)
-        elif item.name in _CHOICES:
-            parser.add_argument(*flags, choices=[str(c) for c in _CHOICES[item.name]], default=None)
+        elif item.name in SWITCHES:
+            parser.add_argument(*flags, choices=[str(c) for c in SWITCHES[item.name]], default=None)
         elif isinstance(default, bool):
             parser.add_argument(*flags, type=_boolean, default=None, metavar="true|false")
         elif item.name == "bulk_limit":
