@@ -136,8 +136,11 @@ def expect(
     if codes_required and incomplete:
         return Expectation(400, f"{move}: this target requires all status-code fields", True)
     if codes_required is None and incomplete:
+        # A refusal may be for the missing fields: not evidence of any one open point.
         verdict = expect(current, target, code_kind, code, False)
-        return replace(verdict, open_answers=verdict.open_answers | ACCEPTED_OR_REFUSED)
+        return replace(
+            verdict, open_point=None, open_answers=verdict.open_answers | ACCEPTED_OR_REFUSED
+        )
     if code_kind not in ("none", "valid"):
         return Expectation(400, f"{move}: {CODE_WORDS[code_kind]} must be refused")
     if current == target:

@@ -7,18 +7,13 @@ table) and expects the run to fail with a message naming the broken rule.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-KIT_TIMEOUT_SECONDS = 120
-# Variables that would point the kit at a live tenant: never inherited here.
-LIVE_VARIABLES = ("AGENTSTATUS_BASE_URL", "AGENTSTATUS_WRITE_AGENTS", "AGENTSTATUS_TOKEN")
+from tests.kit.kit_process import ROOT, run_kit
 
 # Not needed to catch a flipped rule, and slow to shrink against HTTP: the three-profile check
 # starts emulators of its own, and the state machine repeats what the deterministic checks name.
@@ -63,30 +58,6 @@ def broken_emulator(request: pytest.FixtureRequest) -> Iterator[str]:
     ("broken_emulator", "message"), list(CASES.items()), indirect=["broken_emulator"]
 )
 def test_the_kit_fails_naming_the_broken_rule(broken_emulator: str, message: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in LIVE_VARIABLES}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "contract_tests",
-            "-p",
-            "no:xdist",
-            "-p",
-            "no:cacheprovider",
-            # The kit does not use Schemathesis; its plugin costs seconds at every start.
-            "-p",
-            "no:schemathesis",
-            "-q",
-            "--agentstatus-emulator-url",
-            broken_emulator,
-            *DESELECT,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=KIT_TIMEOUT_SECONDS,
-    )
+    run = run_kit("--agentstatus-emulator-url", broken_emulator, *DESELECT, variables={})
     assert run.returncode == 1, run.stdout[-3000:]
     assert message in run.stdout, run.stdout[-5000:]

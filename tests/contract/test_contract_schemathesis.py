@@ -59,9 +59,9 @@ def reset(server: RunningServer) -> None:
     requests.post(f"{server.base_url}/__admin/reset", timeout=10).raise_for_status()
 
 
-def contract_schema() -> OpenApiSchema:
-    """The document the emulator serves at /openapi.json (default profile), with the demo
-    tenant's credentials and real agents pinned where an operation needs one."""
+def pinned_schema(document: dict[str, Any]) -> OpenApiSchema:
+    """An OpenAPI document for Schemathesis, with the demo tenant's credentials and real agents
+    pinned where an operation needs one."""
     config = SchemathesisConfig.from_dict(
         {
             "auth": {"basic": {"username": DEMO_USERNAME, "password": DEMO_TOKEN}},
@@ -79,10 +79,11 @@ def contract_schema() -> OpenApiSchema:
             ],
         }
     )
-    return schemathesis.openapi.from_dict(api_document(DEFAULT), config=config)
+    return schemathesis.openapi.from_dict(document, config=config)
 
 
-schema = contract_schema()
+# The document the emulator serves at /openapi.json (default profile).
+schema = pinned_schema(api_document(DEFAULT))
 
 
 def pin_tenant(case: Case[Any]) -> None:

@@ -18,11 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import schemathesis
 from conftest import (
-    DEMO_TENANT,
-    DEMO_TOKEN,
-    DEMO_USERNAME,
     DISABLED_TENANT,
     OTHER_TENANT,
     Api,
@@ -36,16 +32,13 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis import Case
-from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import allow_header_conformance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from test_contract_schemathesis import (
-    FULL_AGENT,
-    MAX_EXAMPLES,
-    SETTABLE_AGENT,
     api_url,
     domain_valid,
     is_positive_single_set,
+    pinned_schema,
     reset,
 )
 
@@ -319,24 +312,7 @@ def test_the_served_descriptions_name_no_other_profile(profile: str) -> None:
 
 def served_schema(profile: str) -> OpenApiSchema:
     """The profile's served document for Schemathesis, pinned as the default one is."""
-    config = SchemathesisConfig.from_dict(
-        {
-            "auth": {"basic": {"username": DEMO_USERNAME, "password": DEMO_TOKEN}},
-            "parameters": {"path.tenantId": DEMO_TENANT},
-            "generation": {"max-examples": MAX_EXAMPLES},
-            "operations": [
-                {
-                    "include-operation-id": "getagentstatus",
-                    "parameters": {"path.agentId": FULL_AGENT},
-                },
-                {
-                    "include-operation-id": "setagentstatus",
-                    "parameters": {"path.agentId": SETTABLE_AGENT},
-                },
-            ],
-        }
-    )
-    return schemathesis.openapi.from_dict(api_document(PROFILES[profile]), config=config)
+    return pinned_schema(api_document(PROFILES[profile]))
 
 
 guide_schema = served_schema("guide")

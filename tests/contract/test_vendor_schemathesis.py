@@ -46,7 +46,6 @@ answers differently from the reference on purpose (README, "Profiles"):
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -55,11 +54,9 @@ from typing import Any
 
 import pytest
 import requests
-import schemathesis
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
+from conftest import DEMO_TENANT
 from hypothesis import HealthCheck, settings
 from schemathesis import Case, GenerationMode
-from schemathesis.config import SchemathesisConfig
 from schemathesis.core import NotSet
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
@@ -68,8 +65,11 @@ from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
     positive_data_acceptance,
 )
-from schemathesis.specs.openapi.schemas import OpenApiSchema
-from test_contract_schemathesis import FULL_AGENT, SETTABLE_AGENT, domain_valid
+from test_contract_schemathesis import (
+    MAX_EXAMPLES,
+    domain_valid,
+    pinned_schema,
+)
 
 from mock_server import create_app
 from mock_server.docs import API_SERVER_PATH
@@ -77,7 +77,6 @@ from mock_server.profiles import MAX_PAGE_SIZE, STATUS_CODE_FIELDS
 from mock_server.server import RunningServer, start_in_thread
 
 VENDOR_DOCUMENT = Path(__file__).resolve().parents[2] / "schemas" / "official-openapi.json"
-MAX_EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "20"))
 STATEFUL_STEPS = 6
 MAX_SAFE_INTEGER = 2**53 - 1
 QUERY_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -86,29 +85,8 @@ CheckFunction = Callable[..., Any]
 WRITES = ("setagentstatus", "setagentsstatuses")
 
 
-def vendor_schema() -> OpenApiSchema:
-    """The vendor's document as published, with the demo tenant's credentials and agents."""
-    config = SchemathesisConfig.from_dict(
-        {
-            "auth": {"basic": {"username": DEMO_USERNAME, "password": DEMO_TOKEN}},
-            "parameters": {"path.tenantId": DEMO_TENANT},
-            "generation": {"max-examples": MAX_EXAMPLES},
-            "operations": [
-                {
-                    "include-operation-id": "getagentstatus",
-                    "parameters": {"path.agentId": FULL_AGENT},
-                },
-                {
-                    "include-operation-id": "setagentstatus",
-                    "parameters": {"path.agentId": SETTABLE_AGENT},
-                },
-            ],
-        }
-    )
-    return schemathesis.openapi.from_dict(json.loads(VENDOR_DOCUMENT.read_text()), config=config)
-
-
-schema = vendor_schema()
+# The vendor's document as published.
+schema = pinned_schema(json.loads(VENDOR_DOCUMENT.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")

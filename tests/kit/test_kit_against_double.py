@@ -14,21 +14,14 @@ the double's writable agents named. The kit must:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.kit.kit_process import run_kit
 from tests.kit.vendor_double import TENANT, TOKEN, USERNAME, WRITABLE, Variant, serve
-
-ROOT = Path(__file__).resolve().parents[2]
-KIT_TIMEOUT_SECONDS = 240
-# Anything from the caller's shell that would point the kit elsewhere is dropped.
-KIT_VARIABLES = ("AGENTSTATUS_",)
 
 
 @dataclass(frozen=True)
@@ -42,41 +35,21 @@ class KitRun:
         return {finding["key"] for finding in self.report.get("findings", [])}
 
 
-def run_kit(variant: Variant, report: Path, *extra: str) -> KitRun:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(KIT_VARIABLES)}
+def run_kit_on(variant: Variant, report: Path, *options: str) -> KitRun:
+    """The kit, as a live tenant's user runs it, against the double serving ``variant``."""
     with serve(variant) as api_root:
-        env.update(
-            AGENTSTATUS_BASE_URL=api_root,
-            AGENTSTATUS_TENANT=TENANT,
-            AGENTSTATUS_USERNAME=USERNAME,
-            AGENTSTATUS_TOKEN=TOKEN,
-            AGENTSTATUS_WRITE_AGENTS=",".join(WRITABLE),
-            AGENTSTATUS_PAUSE="0",
-        )
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "contract_tests",
-                "-p",
-                "no:xdist",
-                "-p",
-                "no:cacheprovider",
-                # The kit does not use Schemathesis; its plugin costs seconds at every start.
-                "-p",
-                "no:schemathesis",
-                "-q",
-                "--report",
-                str(report),
-                *extra,
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=KIT_TIMEOUT_SECONDS,
-            stdin=subprocess.DEVNULL,
+        run = run_kit(
+            "--report",
+            str(report),
+            *options,
+            variables={
+                "AGENTSTATUS_BASE_URL": api_root,
+                "AGENTSTATUS_TENANT": TENANT,
+                "AGENTSTATUS_USERNAME": USERNAME,
+                "AGENTSTATUS_TOKEN": TOKEN,
+                "AGENTSTATUS_WRITE_AGENTS": ",".join(WRITABLE),
+                "AGENTSTATUS_PAUSE": "0",
+            },
         )
     written = report.with_name(report.name + ".json")
     data = json.loads(written.read_text(encoding="utf-8")) if written.exists() else {}
@@ -181,7 +154,7 @@ def expected_findings(variant: Variant) -> set[str]:
 
 
 def assert_the_kit_passes_with_exactly_its_findings(variant: Variant, tmp_path: Path) -> None:
-    run = run_kit(variant, tmp_path / "report")
+    run = run_kit_on(variant, tmp_path / "report")
     assert run.returncode == 0, run.output[-6000:]
     assert run.report["contract_violations"] == []
     assert run.report["not_restored"] == []
@@ -254,6 +227,6 @@ def test_the_kit_fails_every_broken_variant_naming_the_rule(
     name: str, message: str, tmp_path: Path
 ) -> None:
     variant = replace(NEEDS.get(name, REFERENCE_LETTER), broken=frozenset({name}))
-    run = run_kit(variant, tmp_path / "report", *NO_STATE_MACHINE)
+    run = run_kit_on(variant, tmp_path / "report", *NO_STATE_MACHINE)
     assert run.returncode == 1, run.output[-6000:]
     assert message in run.output, run.output[-8000:]
