@@ -17,14 +17,15 @@ from typing import Any
 from contract_tests.exchange import Exchange
 from contract_tests.findings import Choice
 from contract_tests.http import ApiTransport
-from contract_tests.model import StatusCode
+from contract_tests.model import REFUSALS, StatusCode
 from contract_tests.target import Target
 from mock_server.profiles import DEFAULT, PROFILES
 from schemas.rules import REPEATABLE, AgentStatus
 
 LIMIT_PROBE_ENTRIES = 101
 DOCUMENTED_LIMIT = 100
-NO_SUCH_GROUP = "kit-no-such-group"
+# A number, as group ids are (the reference's example is 100), that no tenant uses.
+NO_SUCH_GROUP = "987654329"
 PROBE_CODE = StatusCode(987_654_321, 987_654_322, "KitProbe")
 
 READ_ONLY = "read-only"
@@ -167,9 +168,9 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     answers = {}
     # A PUT on .../agents/bulk is a single set of agent "bulk" where only POST is the bulk
     # method; the full list shows no such agent, so the guard may let it through.
-    bulk_is_unknown = "bulk" not in target.initial
+    bulk_is_unknown = "bulk" not in target.initial and api.get_agent("bulk").status in (404, 405)
     if bulk_is_unknown:
-        api.guard.mark_absent("bulk")
+        api.guard.mark_absent("bulk")  # not listed, and cannot be read: no such agent
     for method in ("POST", "PUT"):
         if method == "PUT" and not bulk_is_unknown and not api.guard.may_change("bulk"):
             continue
@@ -224,17 +225,18 @@ def _outcome(exchange: Exchange) -> str:
 
 def _refused_for_shape(exchange: Exchange, baseline: object) -> bool | None:
     """Whether a bulk of one entry naming an unknown agent was refused for what the entry
-    lacks: as a whole (400), or in the entry's result, where a complete entry for the same
-    agent got another change-status (``baseline``, the unknown agent's). None when the two
-    cannot be told apart (the target answers an unknown agent with 400 too)."""
-    if exchange.status == 400:
+    lacks: as a whole, or in the entry's result, where a complete entry for the same agent
+    got another change-status (``baseline``, the unknown agent's). None when the two cannot
+    be told apart (the target answers an unknown agent with that refusal too)."""
+    if exchange.status in REFUSALS - {404}:
         return True
     if exchange.status != 207:
         return False
     results = exchange.json().get("data") or [{}]
-    if results[0].get("change-status") != 400:
-        return False
-    return None if baseline == 400 else True
+    answered = results[0].get("change-status")
+    if answered == baseline:
+        return False if baseline == 404 else None
+    return answered in REFUSALS
 
 
 def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | None] | None:
@@ -252,7 +254,6 @@ def _joined_agent(target: Target, needs_code: bool) -> tuple[str, StatusCode | N
 def _single_points(target: Target, result: Conformance, unknown: str) -> None:
     api = target.api
     bare = api.set_agent(unknown, {"agent-status": int(AgentStatus.ON_BREAK)})
-    required = bare.status == 400
     evidence = f"unknown agent, agent-status only: {bare.status}"
     chosen = _joined_agent(target, needs_code=True)
     if chosen is None:
@@ -262,7 +263,12 @@ def _single_points(target: Target, result: Conformance, unknown: str) -> None:
             NOT_DETERMINED,
             "needs a writable agent in 3, 4 or 5 (AGENTSTATUS_WRITE_AGENTS)",
         )
-        result.add("single_requires_status_codes", required, READ_ONLY, evidence)
+        # A 400 for the unknown agent's set refuses the body before looking the agent up; a
+        # 404 may only mean the lookup came first.
+        if bare.status in REFUSALS - {404}:
+            result.add("single_requires_status_codes", True, READ_ONLY, evidence)
+        else:
+            result.add("single_requires_status_codes", None, NOT_DETERMINED, evidence)
         return
     agent_id, code = chosen
     status = int(api.agent_body(agent_id)["agent-status"])
@@ -279,7 +285,7 @@ def _single_points(target: Target, result: Conformance, unknown: str) -> None:
     back = api.set_agent(agent_id, {"agent-status": status})
     result.add(
         "single_requires_status_codes",
-        back.status == 400,
+        back.status in REFUSALS - {404},
         how,
         f"{evidence}; agent {agent_id} {other} -> {status} without codes: {back.status}",
     )

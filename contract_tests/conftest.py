@@ -28,7 +28,7 @@ from contract_tests.conformance import (
     render_markdown,
 )
 from contract_tests.control import ControlPlane
-from contract_tests.http import ApiTransport
+from contract_tests.http import ApiTransport, Credentials
 from contract_tests.target import Target, open_target
 
 WORKER_OUTPUT = "agentstatus_kit"
@@ -69,7 +69,8 @@ class KitSession:
         self.findings += data.get("findings", [])
 
     def report(self) -> dict[str, Any]:
-        return assemble(
+        """The report, its every string scrubbed of the credentials once more."""
+        report = assemble(
             self.conformance,
             self.config.describe(),
             self.not_restored,
@@ -77,6 +78,9 @@ class KitSession:
             sorted(set(self.not_applicable)),
             self.findings,
         )
+        scrubber = Credentials(self.config.username, self.config.token).scrubber()
+        scrubbed: dict[str, Any] = json.loads(scrubber.text(json.dumps(report)))
+        return scrubbed
 
 
 KIT = pytest.StashKey[KitSession]()
@@ -229,8 +233,8 @@ def target(kit: KitSession) -> Iterator[Target]:
             problems = opened.restore()
             kit.restored += opened.ledger.restored
             kit.not_restored += [problem.line() for problem in problems]
-            kit.findings += opened.api.findings.to_json()
         finally:
+            kit.findings += opened.api.findings.to_json()
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
             atexit.unregister(opened.restore)

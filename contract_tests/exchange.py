@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+MASK = "***"
 
 EXCERPT_CHARS = 300
 
@@ -19,9 +22,9 @@ class Exchange:
     """Below the API root, e.g. ``/tenants/acme/agentstatus/agents/ag1``."""
     operation: str | None
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)
     """Lower-case names."""
-    body: bytes
+    body: bytes = field(repr=False)
 
     @property
     def media_type(self) -> str:
@@ -46,4 +49,34 @@ class Exchange:
         excerpt = " ".join(self.text.split())[:EXCERPT_CHARS]
         return (
             f"{self.method} {self.path} -> {self.status} {self.media_type or '(none)'}: {excerpt}"
+        )
+
+
+class Scrubber:
+    """Blanks secrets out of whatever a target answers, before any check, message or report
+    sees it: each secret as given and JSON-escaped, in any letter case (a service may echo the
+    Authorization header, or its base64, into a body)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {form for secret in secrets for form in (secret, json.dumps(secret)[1:-1])}
+        ordered = sorted(forms, key=len, reverse=True)
+        alternatives = "|".join(re.escape(form) for form in ordered)
+        self._text = re.compile(alternatives, re.IGNORECASE) if ordered else None
+        self._bytes = re.compile(alternatives.encode(), re.IGNORECASE) if ordered else None
+
+    def text(self, value: str) -> str:
+        return value if self._text is None else self._text.sub(MASK, value)
+
+    def bytes(self, value: bytes) -> bytes:
+        return value if self._bytes is None else self._bytes.sub(MASK.encode(), value)
+
+    def exchange(self, exchange: Exchange) -> Exchange:
+        """The exchange with every header value and its body scrubbed."""
+        return Exchange(
+            exchange.method,
+            self.text(exchange.path),
+            exchange.operation,
+            exchange.status,
+            {name: self.text(value) for name, value in exchange.headers.items()},
+            self.bytes(exchange.body),
         )

@@ -91,6 +91,21 @@ CHOICES: dict[str, Choice] = {
         "3 -> 3, 4 -> 4, 5 -> 5 are allowed (a new reason code)",
         "refuse a set to the current status (schemas/rules.py, ALLOWED_TRANSITIONS)",
     ),
+    "refusal_status": Choice(
+        "status of a refused change",
+        "400 (a bulk entry's change-status 400)",
+        "answer refusals with the target's status (mock_server/errors.py, InvalidRequest)",
+    ),
+    "short_code_check": Choice(
+        "a short code that is not the item's",
+        "refused with 400",
+        "accept it and keep the item's own short code",
+    ),
+    "code_not_shown": Choice(
+        "status code read back after a change",
+        "a read shows the status code the change set",
+        "show no status code for such an agent after a change",
+    ),
     "unknown_agent_in_bulk": Choice(
         "bulk entry for an unknown agent",
         "change-status 404",

@@ -12,6 +12,7 @@ Nothing here ever prints the token or the Authorization header.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,11 +24,12 @@ from urllib.parse import quote
 import requests
 
 from client.api import basic_authorization
-from contract_tests.exchange import Exchange
+from contract_tests.exchange import Exchange, Scrubber
 from contract_tests.findings import CHOICES, Choice, ChoiceBroken, Findings, observe
-from contract_tests.guard import RestoreLedger, WriteGuard
+from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
 from mock_server.docs import api_document
 from mock_server.profiles import DEFAULT, PROFILES
+from mock_server.recording import secrets_of
 from schemas.contract import ContractValidator, Operation
 from schemas.documents import API_DOCUMENT, VENDOR_DOCUMENT, bundle
 
@@ -51,6 +53,10 @@ class Credentials:
 
     def header(self) -> str:
         return basic_authorization(self.username, self.token)
+
+    def scrubber(self) -> Scrubber:
+        """What blanks these credentials out: the header, its base64, the token."""
+        return Scrubber(secrets_of([("Authorization", self.header())]))
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,23 @@ class ResponseContract:
         return bool(self._violations(self.union, exchange)) and not self.matching_profiles(exchange)
 
 
+def check_page(page: Mapping[str, Any], index: int, listed: int) -> tuple[int, int, int | None]:
+    """The reference's PageResult of page ``index``, which listed ``listed`` agents, checked
+    against its own descriptions; returns its page size, page count and element count."""
+    size = page.get("pageSize")
+    assert isinstance(size, int | float) and size >= 1, f"page {index}: pageSize {size!r}"
+    assert page.get("pageIndex", index) == index, (
+        f"page {index} says pageIndex {page.get('pageIndex')!r}: pageIndex counts pages from 0"
+    )
+    assert listed <= size, f"page {index} lists {listed} agents, more than its pageSize {size}"
+    total, pages = page.get("totalElements"), page.get("totalPages", 1)
+    if isinstance(total, int | float):
+        assert pages == math.ceil(total / size), (
+            f"page {index}: totalPages {pages} is not totalElements {total} / pageSize {size}"
+        )
+    return int(size), int(pages), None if total is None else int(total)
+
+
 class ApiTransport:
     """The public API of one tenant, over one session, with the contract hook and the guard."""
 
@@ -163,6 +186,7 @@ class ApiTransport:
         self.promise_bound = promise_bound
         self.findings = Findings()
         self._strict = True
+        self._scrubber = credentials.scrubber()
         self._session = requests.Session()
 
     def close(self) -> None:
@@ -170,9 +194,7 @@ class ApiTransport:
 
     def redact(self, text: str) -> str:
         """``text`` with the token and the Authorization value blanked out."""
-        for secret in (self.credentials.header(), self.credentials.token):
-            text = text.replace(secret, "***")
-        return text
+        return self._scrubber.text(text)
 
     @contextmanager
     def recording(self) -> Iterator[list[str]]:
@@ -221,6 +243,7 @@ class ApiTransport:
             allow_redirects=False,
         )
         self.calls += 1
+        scrubber = self._scrubber if credentials is None else credentials.scrubber()
         exchange = Exchange(
             method=method,
             path=path
@@ -230,6 +253,7 @@ class ApiTransport:
             headers={name.lower(): value for name, value in response.headers.items()},
             body=response.content,
         )
+        exchange = self._scrubber.exchange(scrubber.exchange(exchange))
         self._judge(exchange)
         return exchange
 
@@ -297,6 +321,12 @@ class ApiTransport:
         exchange = self.send("GET", self.agents_path(agent_id), operation="getagentstatus")
         if exchange.status == 404:
             self.guard.mark_absent(agent_id)
+        body = exchange.parsed() if exchange.status == 200 else None
+        if isinstance(body, dict) and body.get("agent-id") != agent_id:
+            self._fail(
+                f"{exchange.describe()}: a read of agent {agent_id} answered another agent",
+                ContractBreach,
+            )
         return exchange
 
     def agent_body(self, agent_id: str) -> dict[str, Any]:
@@ -310,19 +340,21 @@ class ApiTransport:
         """Every agent of the tenant (``params``: e.g. a group filter), through every page
         when the target pages its list.
 
-        The reference caps pageSize at 500 and describes a ``page`` object with ``totalPages``;
-        a target that sends none answered the whole list at once (the reference's text:
-        "pagination is not supported").
+        The first request carries no paging parameter (the guide has none, and the
+        reference's text says "pagination is not supported"); only an answer with the
+        reference's ``page`` object is paged, at the page size it chose, and its page object
+        must add up.
         """
         agents: list[dict[str, Any]] = []
         seen: set[object] = set()
-        index, pages, total = 0, 1, None
+        index, pages, total, size = 0, 1, None, None
         while index < min(pages, MAX_PAGES):
-            paging = {"pageSize": str(MAX_PAGE_SIZE), "pageIndex": str(index)}
-            exchange = self.list_agents({**(params or {}), **paging})
+            paging: dict[str, str] = {}
+            if size is not None:
+                paging = {"pageSize": str(size), "pageIndex": str(index)}
+            exchange = self.list_agents({**(params or {}), **paging} or None)
             assert exchange.status == 200, f"listing agents: {exchange.describe()}"
             body = exchange.json()
-            page = body.get("page")
             data: list[dict[str, Any]] = body["data"]
             repeated = [a.get("agent-id") for a in data if a.get("agent-id") in seen]
             assert not repeated, (
@@ -331,10 +363,10 @@ class ApiTransport:
             )
             seen.update(agent.get("agent-id") for agent in data)
             agents.extend(data)
+            page = body.get("page")
             if not isinstance(page, dict) or not data:
                 break
-            pages = int(page.get("totalPages", 1))
-            total = page.get("totalElements", total)
+            size, pages, total = check_page(page, index, len(data))
             index += 1
         assert total is None or total == len(agents), (
             f"the page object's totalElements is {total}, but its pages list {len(agents)} agents"
@@ -344,23 +376,46 @@ class ApiTransport:
     # -- writes: always through the guard ------------------------------------------------
 
     def _before_write(self, touched: list[str]) -> None:
+        """Snapshot every agent a write may change, before its first write; an agent whose
+        starting state cannot be read is not written to at all (it could not be put back)."""
         for agent_id in touched:
             if not self.ledger.knows(agent_id):
                 exchange = self.get_agent(agent_id)
-                if exchange.status == 200:
-                    self.ledger.remember(agent_id, exchange.json())
+                if exchange.status == 404:
+                    continue  # no such agent (now marked absent): a write cannot change it
+                if exchange.status != 200:
+                    raise WriteRefused(
+                        f"agent {agent_id} could not be read before its first write "
+                        f"({exchange.describe()}); nothing was sent, as it could not be put back."
+                    )
+                self.ledger.remember(agent_id, exchange.json())
 
-    def set_agent(self, agent_id: str, body: object) -> Exchange:
+    def set_agent(
+        self, agent_id: str, body: object, credentials: Credentials | None = None
+    ) -> Exchange:
         self._before_write(self.guard.check_single(agent_id, body))
-        return self.send(
-            "PUT", self.agents_path(agent_id), operation="setagentstatus", json_body=body
+        exchange = self.send(
+            "PUT",
+            self.agents_path(agent_id),
+            operation="setagentstatus",
+            json_body=body,
+            credentials=credentials,
         )
+        answer = exchange.parsed() if exchange.status == 200 else None
+        if isinstance(answer, dict) and answer.get("change-status", 200) != 200:
+            self._fail(
+                f"{exchange.describe()}: a 200 whose body says change-status "
+                f"{answer['change-status']!r} (the guide's body says 200 for a change made)",
+                ContractBreach,
+            )
+        return exchange
 
-    def bulk(self, method: str, body: object) -> Exchange:
+    def bulk(self, method: str, body: object, credentials: Credentials | None = None) -> Exchange:
         self._before_write(self.guard.check_bulk(method, body))
         return self.send(
             method,
             self.agents_path() + "/bulk",
             operation=OPERATION_BY_METHOD[method.upper()],
             json_body=body,
+            credentials=credentials,
         )

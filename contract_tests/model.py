@@ -62,14 +62,22 @@ class ModelAgent:
     def read(cls, body: Mapping[str, Any]) -> ModelAgent:
         return cls(int(body["agent-status"]), {k: body[k] for k in CODE_FIELDS if k in body})
 
-    def mismatch(self, body: Mapping[str, Any]) -> str | None:
-        """How the agent as read differs from the model, or None."""
+    def mismatch(self, body: Mapping[str, Any], *, code_may_be_hidden: bool = False) -> str | None:
+        """How the agent as read differs from the model, or None. ``code_may_be_hidden``: after
+        a change, showing no status code at all is only a finding (``code_hidden``)."""
         if body.get("agent-status") != self.status:
             return f"status {label(body.get('agent-status', -1))}, model {label(self.status)}"
         shown = {k: body[k] for k in CODE_FIELDS if k in body}
-        if self.code_fields is not None and shown != self.code_fields:
-            return f"status code {shown}, model {self.code_fields}"
-        return None
+        if self.code_fields is None or shown == self.code_fields:
+            return None
+        if code_may_be_hidden and not shown:
+            return None
+        return f"status code {shown}, model {self.code_fields}"
+
+    def code_hidden(self, body: Mapping[str, Any]) -> bool:
+        """The agent shows no status code where the model has one. Neither vendor document
+        says a read shows the code a change set (the emulator's choice): a finding."""
+        return bool(self.code_fields) and not any(k in body for k in CODE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -88,10 +96,23 @@ class Expectation:
     open_answers: frozenset[int] = frozenset()
 
     def failure(self, answered: int) -> str | None:
-        """Why ``answered`` breaks the rule, or None (also another answer the vendor allows)."""
+        """Why ``answered`` breaks the rule, or None (also another answer the vendor allows).
+
+        Neither document names the status of a refused change: where a refusal is expected,
+        any client error but 401 and 403 refuses."""
         if answered == self.status or answered in self.open_answers:
             return None
+        if self.status in REFUSALS and answered in REFUSALS:
+            return None
         return f"{self.rule}, but the target answered {answered}"
+
+    def finding(self, answered: int) -> str | None:
+        """The choice of the emulator's that ``answered`` (an allowed answer) differs from."""
+        if answered == self.status:
+            return None
+        if answered in self.open_answers:
+            return self.open_point
+        return REFUSAL_STATUS
 
     def after(
         self, agent: ModelAgent, target: int, code: StatusCode | None, answered: int | None = None
@@ -99,17 +120,22 @@ class Expectation:
         """The agent after the change was answered ``answered`` (by default the expected one)."""
         if (self.status if answered is None else answered) != 200:
             return agent
-        return ModelAgent(target, None if code is None else code.fields())
+        if code is None or self.open_point == SHORT_CODE:
+            return ModelAgent(target, None)  # which code it shows is checked on its own
+        return ModelAgent(target, code.fields())
 
 
-ACCEPTED_OR_REFUSED = frozenset({200, 400})
-REFUSED = frozenset({400, 404})
+# Client errors that refuse a change (401 and 403 refuse the caller, not the change).
+REFUSALS = frozenset(range(400, 500)) - {401, 403}
+REFUSAL_STATUS = "refusal_status"
+SHORT_CODE = "short_code_check"
+ACCEPTED_OR_REFUSED = frozenset({200}) | REFUSALS
 SAME_STATUS = "same_status"
 UNKNOWN_AGENT = Expectation(
     404,
     "an entry naming an unknown agent must be refused (and changes no one)",
     open_point="unknown_agent_in_bulk",
-    open_answers=REFUSED,
+    open_answers=REFUSALS,
 )
 
 
@@ -140,6 +166,14 @@ def expect(
         verdict = expect(current, target, code_kind, code, False)
         return replace(
             verdict, open_point=None, open_answers=verdict.open_answers | ACCEPTED_OR_REFUSED
+        )
+    if code_kind == "bad_short" and can_transition(current, target):
+        # The emulator refuses it; a target may take the item and keep its own short code.
+        return Expectation(
+            400,
+            f"{move}: refused, or the item's own short code kept",
+            open_point=SHORT_CODE,
+            open_answers=frozenset({200}),
         )
     if code_kind not in ("none", "valid"):
         return Expectation(400, f"{move}: {CODE_WORDS[code_kind]} must be refused")

@@ -147,22 +147,25 @@ class Target:
         return self.codebooks[agent_id]
 
     def judge(self, verdict: Expectation, exchange: Exchange, where: str) -> None:
-        """Fail when the answer breaks the rule; note a finding when the case is open and the
-        target chose otherwise than the emulator."""
+        """Fail when the answer breaks the rule; note a finding when the vendor allows it but
+        the emulator answers otherwise."""
         failure = verdict.failure(exchange.status)
         assert failure is None, f"{where}: {failure}: {exchange.describe()}"
-        if verdict.open_point is not None and exchange.status != verdict.status:
-            self.api.note(verdict.open_point, f"{verdict.rule}: answered {exchange.status}", where)
+        self._note_answer(verdict, exchange.status, where)
 
     def judge_result(self, verdict: Expectation, result: Mapping[str, Any], where: str) -> int:
         """The same for one bulk result; returns its change-status."""
-        answered = result.get("change-status")
-        assert isinstance(answered, int | float), f"{where}: no change-status in {result}"
-        failure = verdict.failure(int(answered))
+        answered = integral(result.get("change-status"))
+        assert answered is not None, f"{where}: no change-status in {result}"
+        failure = verdict.failure(answered)
         assert failure is None, f"{where}: {failure}: {result}"
-        if verdict.open_point is not None and answered != verdict.status:
-            self.api.note(verdict.open_point, f"{verdict.rule}: answered {answered}", where)
-        return int(answered)
+        self._note_answer(verdict, answered, where)
+        return answered
+
+    def _note_answer(self, verdict: Expectation, answered: int, where: str) -> None:
+        key = verdict.finding(answered)
+        if key is not None:
+            self.api.note(key, f"{verdict.rule}: answered {answered}", where)
 
     def results(self, entries: list[dict[str, Any]], exchange: Exchange) -> list[dict[str, Any]]:
         """The 207's results, one per entry, in the entries' order.
@@ -233,7 +236,15 @@ class Target:
         self.restored = True
         with self.api.recording():
             for agent_id, start in self.ledger.starts().items():
-                problem = self._restore_one(agent_id, start)
+                try:
+                    problem = self._restore_one(agent_id, start)
+                except Exception as error:  # every agent gets its try, and a line if it fails
+                    problem = RestoreProblem(
+                        agent_id,
+                        describe_agent(start),
+                        describe_agent(None),
+                        self.api.redact(f"putting it back raised {type(error).__name__}: {error}"),
+                    )
                 if problem is None:
                     self.ledger.restored.append(agent_id)
                 else:

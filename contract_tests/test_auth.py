@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contract_tests.conformance import Conformance
 from contract_tests.control import ControlPlane
 from contract_tests.http import ApiTransport, Credentials
 from contract_tests.target import Target
@@ -45,6 +46,20 @@ def test_no_authorization_header_is_401(api: ApiTransport) -> None:
     assert status == 401, (
         f"a call without credentials must be refused with 401, the target answered {status}"
     )
+
+
+def test_writes_with_a_wrong_token_are_401(target: Target, conformance: Conformance) -> None:
+    """Every operation of the reference declares 401; the writes name only an agent the
+    target answered 404 for, so even a wrong answer cannot change anyone."""
+    api = target.api
+    unknown = target.unknown_agent_id()
+    wrong = Credentials(api.credentials.username, api.credentials.token + "-wrong")
+    single = api.set_agent(unknown, {"agent-status": 3}, credentials=wrong)
+    assert single.status == 401, f"a set with a wrong token must be 401: {single.describe()}"
+    if conformance.bulk_method is not None:
+        entries = {"agents": [{"agent-id": unknown, "agent-status": 3}]}
+        bulk = api.bulk(conformance.bulk_method, entries, credentials=wrong)
+        assert bulk.status == 401, f"a bulk with a wrong token must be 401: {bulk.describe()}"
 
 
 def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -> None:

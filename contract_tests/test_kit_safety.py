@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from contract_tests.conformance import POINTS, assemble, render_markdown
 from contract_tests.exchange import Exchange
 from contract_tests.findings import CHOICES, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
-from contract_tests.http import ApiTransport, ResponseContract
+from contract_tests.http import ApiTransport, Credentials, ResponseContract
 from contract_tests.target import Target, code_of, not_applicable, same_state
 from schemas.rules import REPEATABLE
 
@@ -75,14 +76,16 @@ def test_the_first_write_to_an_agent_records_where_it_started(target: Target) ->
     joined = target.writable_now(JOINED)
     if not joined:
         not_applicable("no writable agent in 3, 4 or 5")
-    agent = joined[0]
-    target.ledger.remember(agent["agent-id"], agent)  # the session still puts it back
-    api = guarded(target, frozenset({agent["agent-id"]}))
-    status = agent["agent-status"]
-    code = target.codebook(agent["agent-id"]).valid
-    body = {"agent-status": status, **(code[0].fields() if code else {})}
-    api.set_agent(agent["agent-id"], body)
-    assert api.ledger.starts() == {agent["agent-id"]: agent}
+    agent_id = joined[0]["agent-id"]
+    # As the agent reads alone, which is what a restore compares with; the session puts it back.
+    agent = target.api.agent_body(agent_id)
+    target.ledger.remember(agent_id, agent)
+    api = guarded(target, frozenset({agent_id}))
+    code = target.codebook(agent_id).valid
+    wanted = next(s for s in JOINED if s != agent["agent-status"])
+    api.set_agent(agent_id, {"agent-status": wanted, **(code[0].fields() if code else {})})
+    assert list(api.ledger.starts()) == [agent_id]
+    assert same_state(api.ledger.starts()[agent_id], agent)
 
 
 @pytest.mark.needs_control_plane("moves agents where the API cannot bring them back")
@@ -195,6 +198,21 @@ def test_findings_keep_one_row_per_point_with_a_few_examples() -> None:
     assert row["count"] == 5
     assert row["evidence"] == ["GET /x0", "GET /x1", "GET /x2"]
     assert row["title"] == CHOICES["request_id"].title
+
+
+def test_a_service_that_echoes_the_credentials_has_them_scrubbed_before_any_check() -> None:
+    credentials = Credentials("kit-user", "s3cr3t-token-value")
+    header = credentials.header()
+    encoded = header.split(" ", 1)[1]
+    body = json.dumps(
+        {"echo": header.lower(), "b64": encoded, "token": credentials.token, "q": f'"{header}"'}
+    ).encode()
+    echoed = Exchange("GET", "/x", "getagentstatus", 400, {"x-debug-authorization": header}, body)
+    scrubbed = credentials.scrubber().exchange(echoed)
+    for secret in (header, encoded, credentials.token):
+        assert secret.lower().encode() not in scrubbed.body.lower()
+        assert secret not in json.dumps(dict(scrubbed.headers))
+    assert "s3cr3t" not in repr(echoed)
 
 
 def test_secrets_never_show(target: Target) -> None:

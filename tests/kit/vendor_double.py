@@ -90,6 +90,9 @@ ResultOrder = Literal["request", "reversed"]
 SameStatus = Literal["allowed", "refused"]
 TenantForbidden = Literal["json", "xml"]
 UnknownAgentInBulk = Literal[404, 400]
+RefusalStatus = Literal[400, 422]
+ShortCode = Literal["checked", "ignored"]
+CodesShown = Literal["always", "not-when-available"]
 
 #: Each name breaks ONE vendor rule on purpose; the value says how.
 BROKEN: Final[Mapping[str, str]] = {
@@ -137,6 +140,13 @@ SWITCHES: Final[Mapping[str, tuple[object, ...]]] = {
     "same_status": ("allowed", "refused"),
     "tenant_forbidden": ("json", "xml"),
     "unknown_agent_in_bulk": (404, 400),
+    # The HTTP status (and a bulk entry's change-status) of a change the rules refuse: neither
+    # document names it.
+    "refusal_status": (400, 422),
+    # A short code that is not the item's: refused, or ignored (the item's own is kept).
+    "short_code": ("checked", "ignored"),
+    # Whether a read shows the status code of an agent in 4 WAIT_TRANSACT (Available).
+    "codes_shown": ("always", "not-when-available"),
 }
 
 
@@ -165,6 +175,9 @@ class Variant:
     integral_floats: bool = False
     tenant_forbidden: TenantForbidden = "json"
     unknown_agent_in_bulk: UnknownAgentInBulk = 404
+    refusal_status: RefusalStatus = 400
+    short_code: ShortCode = "checked"
+    codes_shown: CodesShown = "always"
     filler_agents: int = 0
     broken: frozenset[str] = frozenset()
 
@@ -547,12 +560,13 @@ class _Service:
     def _render(self, agent: _Agent) -> dict[str, object]:
         renamed = "renamed-fields" in self.broken
         status: object = str(agent.status) if "status-as-string" in self.broken else agent.status
+        hidden = self.variant.codes_shown == "not-when-available" and agent.status == 4
         fields: list[tuple[str, object]] = [
             ("agentId" if renamed else "agent-id", agent.agent_id),
             ("status" if renamed else "agent-status", status),
-            ("status-code-list-id", agent.list_id),
-            ("status-code-item-id", agent.item_id),
-            ("status-code-item-short-code", agent.short),
+            ("status-code-list-id", None if hidden else agent.list_id),
+            ("status-code-item-id", None if hidden else agent.item_id),
+            ("status-code-item-short-code", None if hidden else agent.short),
             ("name", agent.name),
             ("agent-sub-status", agent.sub_status),
         ]
@@ -575,6 +589,15 @@ class _Service:
         return "busy-settable" in self.broken and target in _MOVABLE
 
     def _decide(self, agent: _Agent, change: _Change, *, bulk: bool) -> _Agent:
+        """The agent after the change, or a _Refusal in the variant's refusal status."""
+        try:
+            return self._decide_by_rules(agent, change, bulk=bulk)
+        except _Refusal as refusal:
+            if refusal.status == 400:
+                refusal.status = self.variant.refusal_status
+            raise
+
+    def _decide_by_rules(self, agent: _Agent, change: _Change, *, bulk: bool) -> _Agent:
         """The agent after the change, or a _Refusal. Never writes."""
         if change.status is None:  # a bulk entry allowed to change the code only
             if not change.any_code:
@@ -623,9 +646,10 @@ class _Service:
             raise _Refusal(400, "item_invalid", partial)
         short = items[change.item_id]
         if change.short is not None and change.short != short:
-            if "short-code-unchecked" not in self.broken:
+            if "short-code-unchecked" in self.broken:
+                short = change.short
+            elif self.variant.short_code == "checked":
                 raise _Refusal(400, "short_invalid", partial)
-            short = change.short
         return replace(
             agent,
             status=target,
@@ -648,9 +672,9 @@ class _Service:
             raise _Refusal(400, "body_invalid")
         change = _read_change(body)
         if change.status is None:
-            raise _Refusal(400, "status_required")
+            raise _Refusal(self.variant.refusal_status, "status_required")
         if self.variant.single_requires_status_codes and not change.all_codes:
-            raise _Refusal(400, "codes_required")
+            raise _Refusal(self.variant.refusal_status, "codes_required")
         with self.lock:
             agent = self.agents.get(agent_id)
             if agent is None:
@@ -741,9 +765,9 @@ class _Service:
         change: _Change,
     ) -> tuple[str, int, str | None]:
         if change.status is None and self.variant.bulk_requires_agent_status:
-            return agent_id, 400, "status_required"
+            return agent_id, self.variant.refusal_status, "status_required"
         if self.variant.bulk_requires_status_codes and not change.all_codes:
-            return agent_id, 400, "codes_required"
+            return agent_id, self.variant.refusal_status, "codes_required"
         agent = scratch.get(agent_id)
         if agent is None:
             if "unknown-agent-200" in self.broken:
@@ -957,8 +981,8 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="PUT|POST[,...]",
                 help="repeatable or comma-separated",
             )
-        elif item.name == "unknown_agent_in_bulk":
-            parser.add_argument(*flags, type=int, choices=(404, 400), default=None)
+        elif item.name in ("unknown_agent_in_bulk", "refusal_status"):
+            parser.add_argument(*flags, type=int, choices=SWITCHES[item.name], default=None)
         elif item.name in SWITCHES:
             parser.add_argument(*flags, choices=[str(c) for c in SWITCHES[item.name]], default=None)
         elif isinstance(default, bool):
