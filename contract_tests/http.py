@@ -223,7 +223,31 @@ class ApiTransport:
         credentials: Credentials | None = None,
         anonymous: bool = False,
     ) -> Exchange:
-        """One call, judged by the contract hook; a violation fails the calling check."""
+        """One read, judged by the contract hook; a violation fails the calling check.
+
+        Writes go through ``set_agent`` and ``bulk`` only, which pass the guard first."""
+        if method.upper() not in ("GET", "HEAD"):
+            raise WriteRefused(f"{method} {path}: a write must go through the guard; refused.")
+        return self._send(
+            method,
+            path,
+            operation=operation,
+            params=params,
+            credentials=credentials,
+            anonymous=anonymous,
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str | None,
+        json_body: object = None,
+        params: Mapping[str, str] | None = None,
+        credentials: Credentials | None = None,
+        anonymous: bool = False,
+    ) -> Exchange:
         if self.pause:
             time.sleep(self.pause)
         headers = {"Accept": "application/json"}
@@ -394,7 +418,7 @@ class ApiTransport:
         self, agent_id: str, body: object, credentials: Credentials | None = None
     ) -> Exchange:
         self._before_write(self.guard.check_single(agent_id, body))
-        exchange = self.send(
+        exchange = self._send(
             "PUT",
             self.agents_path(agent_id),
             operation="setagentstatus",
@@ -412,7 +436,7 @@ class ApiTransport:
 
     def bulk(self, method: str, body: object, credentials: Credentials | None = None) -> Exchange:
         self._before_write(self.guard.check_bulk(method, body))
-        return self.send(
+        return self._send(
             method,
             self.agents_path() + "/bulk",
             operation=OPERATION_BY_METHOD[method.upper()],

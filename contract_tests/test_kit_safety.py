@@ -44,6 +44,8 @@ def test_the_guard_refuses_an_agent_not_writable_and_sends_nothing(target: Targe
         api.bulk("POST", {"agents": [{"agent-id": allowed}, {"agent-id": other}]})
     with pytest.raises(WriteRefused, match="'agents' array"):
         api.bulk("POST", {"agents": "everyone"})
+    with pytest.raises(WriteRefused, match="through the guard"):
+        api.send("PUT", api.agents_path(other), operation="setagentstatus")
     assert api.calls == 0
 
 
