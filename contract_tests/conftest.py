@@ -251,6 +251,7 @@ def conformance(target: Target, kit: KitSession) -> Conformance:
     if target.control is not None:
         target.control.reset_tenant()
     result = probe(target)
+    target.bulk_method = result.bulk_method
     if target.config.live:
         note_differences(result, target.api)
     kit.conformance = result.to_json()
