@@ -19,6 +19,8 @@ from typing import Any
 
 from contract_tests.exchange import Exchange
 from schemas import load_schema
+from schemas.contract import UNROUTED_RESPONSES
+from schemas.documents import API_DOCUMENT
 
 MAX_EVIDENCE = 3
 EVIDENCE_CHARS = 240
@@ -205,6 +207,18 @@ SET_MEMBERS = frozenset(SET_BODY)
 SUCCESS_REASON: str = SET_BODY["reason"]["const"]
 SUCCESS_MESSAGE: str = SET_BODY["message"]["const"]
 RESULT_MESSAGES = frozenset(load_schema("bulk-result.schema.json")["properties"]["message"]["enum"])
+RESULT_STATUSES = frozenset(
+    load_schema("bulk-result.schema.json")["properties"]["change-status"]["enum"]
+)
+# Every status the emulator's promise declares: for some operation, or before routing.
+DECLARED_STATUSES = frozenset(UNROUTED_RESPONSES) | frozenset(
+    int(code)
+    for item in load_schema(API_DOCUMENT)["paths"].values()
+    for operation in item.values()
+    if isinstance(operation, dict) and "responses" in operation
+    for code in operation["responses"]
+    if str(code).isdigit()
+)
 PROBLEM_MEMBERS = frozenset(load_schema("problem.schema.json")["required"])
 XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
 
@@ -313,12 +327,26 @@ def _successes(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
         yield "success_body_format", "a 200 body that is not a JSON object", answer.describe()
 
 
+def _statuses(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
+    """A refusal in a status the emulator never gives (422, say): the answer or a result's."""
+    if 400 <= answer.status < 500 and answer.status not in DECLARED_STATUSES:
+        yield "refusal_status", f"answered {answer.status}", answer.describe()
+    if answer.status == 207 and isinstance(body, dict):
+        odd = [
+            result.get("change-status")
+            for result in body.get("data") or []
+            if isinstance(result, dict) and result.get("change-status") not in RESULT_STATUSES
+        ]
+        if odd:
+            yield "refusal_status", f"results with change-status {odd[0]!r}", answer.describe()
+
+
 def _headers(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
     if "x-request-id" not in answer.headers:
         yield "request_id", "no X-Request-Id", answer.describe()
 
 
-OBSERVERS: tuple[Observer, ...] = (_errors, _successes, _headers)
+OBSERVERS: tuple[Observer, ...] = (_errors, _successes, _statuses, _headers)
 
 
 def observe(answer: Exchange) -> list[tuple[str, str, str]]:
