@@ -415,12 +415,20 @@ class ApiTransport:
                 self.ledger.remember(agent_id, exchange.json())
 
     def set_agent(
-        self, agent_id: str, body: object, credentials: Credentials | None = None
+        self,
+        agent_id: str,
+        body: object,
+        credentials: Credentials | None = None,
+        tenant: str | None = None,
     ) -> Exchange:
-        self._before_write(self.guard.check_single(agent_id, body))
+        """A single set; ``tenant``: on another tenant's path (only for proven-unknown ids)."""
+        touched = self.guard.check_single(agent_id, body)
+        if tenant is not None and touched:
+            raise WriteRefused(f"PUT agent {agent_id} on tenant {tenant}: only unknown ids")
+        self._before_write(touched)
         exchange = self._send(
             "PUT",
-            self.agents_path(agent_id),
+            self.agents_path(agent_id, tenant),
             operation="setagentstatus",
             json_body=body,
             credentials=credentials,
@@ -434,11 +442,21 @@ class ApiTransport:
             )
         return exchange
 
-    def bulk(self, method: str, body: object, credentials: Credentials | None = None) -> Exchange:
-        self._before_write(self.guard.check_bulk(method, body))
+    def bulk(
+        self,
+        method: str,
+        body: object,
+        credentials: Credentials | None = None,
+        tenant: str | None = None,
+    ) -> Exchange:
+        """A bulk set; ``tenant``: on another tenant's path (only for proven-unknown ids)."""
+        touched = self.guard.check_bulk(method, body)
+        if tenant is not None and touched:
+            raise WriteRefused(f"{method} bulk on tenant {tenant}: only unknown ids")
+        self._before_write(touched)
         return self._send(
             method,
-            self.agents_path() + "/bulk",
+            self.agents_path(tenant=tenant) + "/bulk",
             operation=OPERATION_BY_METHOD[method.upper()],
             json_body=body,
             credentials=credentials,

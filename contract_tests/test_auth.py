@@ -62,6 +62,25 @@ def test_writes_with_a_wrong_token_are_401(target: Target, conformance: Conforma
         assert bulk.status == 401, f"a bulk with a wrong token must be 401: {bulk.describe()}"
 
 
+def test_writes_on_another_tenants_path_are_refused(
+    target: Target, conformance: Conformance
+) -> None:
+    """Valid credentials cannot write on a tenant path that is not theirs (the reference's 403
+    on every operation); the writes name only an agent proven unknown, so they change no one."""
+    api, other = target.api, target.other_tenant()
+    unknown = target.unknown_agent_id()
+    answers = [api.set_agent(unknown, {"agent-status": 3}, tenant=other)]
+    if conformance.bulk_method is not None:
+        entries = {"agents": [{"agent-id": unknown, "agent-status": 3}]}
+        answers.append(api.bulk(conformance.bulk_method, entries, tenant=other))
+    for exchange in answers:
+        assert exchange.status in REFUSED, (
+            f"a write on another tenant's path must be refused: {exchange.describe()}"
+        )
+        if exchange.status != 403:
+            api.note("other_tenant_status", f"answered {exchange.status}", exchange.describe())
+
+
 def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -> None:
     api = target.api
     other = api.agents_path(tenant=target.other_tenant())
