@@ -267,7 +267,7 @@ class ApiTransport:
             allow_redirects=False,
         )
         self.calls += 1
-        scrubber = self._scrubber if credentials is None else credentials.scrubber()
+
         exchange = Exchange(
             method=method,
             path=path
@@ -277,7 +277,9 @@ class ApiTransport:
             headers={name.lower(): value for name, value in response.headers.items()},
             body=response.content,
         )
-        exchange = self._scrubber.exchange(scrubber.exchange(exchange))
+        exchange = self._scrubber.exchange(exchange)
+        if credentials is not None:  # the call's own credentials (a wrong token, say) as well
+            exchange = credentials.scrubber().exchange(exchange)
         self._judge(exchange)
         return exchange
 
@@ -399,9 +401,12 @@ class ApiTransport:
 
     # -- writes: always through the guard ------------------------------------------------
 
-    def _before_write(self, touched: list[str]) -> None:
+    def _before_write(self, touched: list[str], where: str, tenant: str | None) -> None:
         """Snapshot every agent a write may change, before its first write; an agent whose
-        starting state cannot be read is not written to at all (it could not be put back)."""
+        starting state cannot be read is not written to at all (it could not be put back).
+        On another tenant's path (``tenant``) a write may name only proven-unknown ids."""
+        if tenant is not None and touched:
+            raise WriteRefused(f"{where} on tenant {tenant}: only unknown ids")
         for agent_id in touched:
             if not self.ledger.knows(agent_id):
                 exchange = self.get_agent(agent_id)
@@ -422,10 +427,7 @@ class ApiTransport:
         tenant: str | None = None,
     ) -> Exchange:
         """A single set; ``tenant``: on another tenant's path (only for proven-unknown ids)."""
-        touched = self.guard.check_single(agent_id, body)
-        if tenant is not None and touched:
-            raise WriteRefused(f"PUT agent {agent_id} on tenant {tenant}: only unknown ids")
-        self._before_write(touched)
+        self._before_write(self.guard.check_single(agent_id, body), f"PUT agent {agent_id}", tenant)
         exchange = self._send(
             "PUT",
             self.agents_path(agent_id, tenant),
@@ -450,10 +452,7 @@ class ApiTransport:
         tenant: str | None = None,
     ) -> Exchange:
         """A bulk set; ``tenant``: on another tenant's path (only for proven-unknown ids)."""
-        touched = self.guard.check_bulk(method, body)
-        if tenant is not None and touched:
-            raise WriteRefused(f"{method} bulk on tenant {tenant}: only unknown ids")
-        self._before_write(touched)
+        self._before_write(self.guard.check_bulk(method, body), f"{method} bulk", tenant)
         return self._send(
             method,
             self.agents_path(tenant=tenant) + "/bulk",
