@@ -267,7 +267,6 @@ class ApiTransport:
             allow_redirects=False,
         )
         self.calls += 1
-
         exchange = Exchange(
             method=method,
             path=path
