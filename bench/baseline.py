@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from bench.fixtures import big_tenant
-from mock_server.serving import GunicornServer
+from mock_server.serving.workers import GunicornServer
 
 LIST_SIZE = 1_000
 API_FIELDS = (

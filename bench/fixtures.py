@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock_server.fixtures import load_fixture
+from mock_server.core.fixtures import load_fixture
 
 STATUSES = (1, 3, 4, 5, 4, 4, 2, 9)
 

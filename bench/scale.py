@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from bench.fixtures import big_tenant, big_tenant_id
-from mock_server.fixtures import load_fixture
-from mock_server.models import AgentStatusBackend
-from mock_server.sqlite_store import SQLiteStore
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.fixtures import load_fixture
+from mock_server.core.sqlite_store import SQLiteStore
 
 SIZES = (1_000, 10_000, 50_000)
 LIST_REPEATS = 5

@@ -4,7 +4,7 @@ Each point of the disagreement table (``../shared/reference/README.md``) is prob
 as it can be: reads where a read tells; bulk requests that name only agent ids the target
 answered 404 for (they cannot change anyone); a write on a writable agent only where nothing
 else tells (the single set's 200 body), and then the agent is put back at the end of the run.
-``claims_view`` has the same keys and value types as ``mock_server.profiles.Profile.claims``.
+``claims_view`` has the same keys and value types as ``mock_server.core.profiles.Profile.claims``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from contract_tests.findings import Choice
 from contract_tests.http import ApiTransport
 from contract_tests.model import REFUSALS, StatusCode
 from contract_tests.target import Target
-from mock_server.profiles import DEFAULT, PROFILES
+from mock_server.core.profiles import DEFAULT, PROFILES
 from schemas.rules import REPEATABLE, AgentStatus
 
 LIMIT_PROBE_ENTRIES = 101
@@ -133,7 +133,7 @@ def note_differences(conformance: Conformance, api: ApiTransport) -> None:
         change = (
             f"run the emulator with --profile {' or '.join(matching)}"
             if matching
-            else "no profile does this yet: add one (mock_server/profiles.py)"
+            else "no profile does this yet: add one (mock_server/core/profiles.py)"
         )
         choice = Choice(point.title, f"{default[key]!r} (default profile)", change)
         api.note(

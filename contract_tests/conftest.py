@@ -207,7 +207,7 @@ def _start(config: KitConfig) -> tuple[str, ControlPlane | None, Any]:
         control = ControlPlane(config.emulator_url, config.tenant, config.admin_token)
         return config.base_url, control, None
     from mock_server.app import create_app
-    from mock_server.server import start_in_thread
+    from mock_server.serving.threaded import start_in_thread
 
     server = start_in_thread(create_app(profile=config.emulator_profile))
     return server.base_url + "/api/v1", ControlPlane(server.base_url, config.tenant), server

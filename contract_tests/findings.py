@@ -96,7 +96,7 @@ CHOICES: dict[str, Choice] = {
     "refusal_status": Choice(
         "status of a refused change",
         "400 (a bulk entry's change-status 400)",
-        "answer refusals with the target's status (mock_server/errors.py, InvalidRequest)",
+        "answer refusals with the target's status (mock_server/core/errors.py, InvalidRequest)",
     ),
     "short_code_check": Choice(
         "a short code that is not the item's",

@@ -27,9 +27,9 @@ from client.api import basic_authorization
 from contract_tests.exchange import Exchange, Scrubber
 from contract_tests.findings import CHOICES, Choice, ChoiceBroken, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
-from mock_server.docs import api_document
-from mock_server.profiles import DEFAULT, PROFILES
-from mock_server.recording import secrets_of
+from mock_server.core.profiles import DEFAULT, PROFILES
+from mock_server.http.documents import api_document
+from mock_server.live.recording import secrets_of
 from schemas.contract import ContractValidator, Operation
 from schemas.documents import API_DOCUMENT, VENDOR_DOCUMENT, bundle
 

@@ -21,7 +21,7 @@ from contract_tests.exchange import Exchange
 from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, describe_agent
 from contract_tests.http import ApiTransport, Credentials, ResponseContract
 from contract_tests.model import STATE_FIELDS, Expectation, StatusCode
-from mock_server.profiles import DEFAULT
+from mock_server.core.profiles import DEFAULT
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_LIST_ID,
     REPEATABLE,

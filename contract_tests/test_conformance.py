@@ -11,8 +11,8 @@ from contract_tests.conformance import CLAIM_KEYS, Conformance, probe
 from contract_tests.control import ControlPlane
 from contract_tests.target import Target, open_target
 from mock_server.app import create_app
-from mock_server.profiles import PROFILES
-from mock_server.server import start_in_thread
+from mock_server.core.profiles import PROFILES
+from mock_server.serving.threaded import start_in_thread
 
 
 def differences(claims: dict[str, Any], conformance: Conformance) -> list[str]:

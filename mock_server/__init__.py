@@ -1,5 +1,32 @@
-"""A stateful emulator of the 8x8 Contact Center Agent Status API."""
+"""A stateful emulator of the 8x8 Contact Center Agent Status API.
 
-from mock_server.app import create_app
+The package is in layers, each a folder that imports only the ones below it (a test, and
+the import-linter contract in ``pyproject.toml``, fail otherwise), from the top:
+
+- ``cli`` — the command line (``agentstatus-mock``), which composes everything below;
+- ``live`` and ``harness`` — from a live tenant (import, recording proxy, replay, diff) and
+  what a test holds (``emulate()``, the pytest plugin, the control-plane handle);
+- ``app`` and ``serving`` — the application factory, and the servers that run an app;
+- ``testdouble`` — fault injection and the request journal, around the API;
+- ``http`` — the wire: views, authentication, Problem rendering, control plane, documents;
+- ``core`` — the state and the rules applied to it, with no Flask.
+
+``create_app`` is imported lazily, so that importing a lower layer does not load the others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mock_server.app import create_app
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from mock_server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'mock_server' has no attribute {name!r}")

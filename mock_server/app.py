@@ -1,4 +1,5 @@
-"""The application factory and the one place where errors become HTTP responses."""
+"""The application factory: the API (``http``) with the test double (``testdouble``) around it,
+over a backend (``core``). The composition root, imported by the harness, live and the CLI."""
 
 from __future__ import annotations
 
@@ -10,12 +11,8 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
-from mock_server.admin import admin
-from mock_server.context import EXTENSION, EmulatorState, state_of
-from mock_server.contract import EXTENSION as CONTRACT_EXTENSION
-from mock_server.contract import ResponseContract, response_violations
-from mock_server.docs import docs
-from mock_server.errors import (
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.errors import (
     ApiError,
     ApiNotEnabled,
     InvalidRequest,
@@ -25,20 +22,24 @@ from mock_server.errors import (
     RouteNotFound,
     TenantForbidden,
 )
-from mock_server.fixtures import load_fixture
-from mock_server.journal import DEFAULT_JOURNAL_SIZE
-from mock_server.models import AgentStatusBackend
-from mock_server.profiles import Profile, get_profile
-from mock_server.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
-from mock_server.responses import (
+from mock_server.core.fixtures import load_fixture
+from mock_server.core.profiles import Profile, get_profile
+from mock_server.core.store import StateStore
+from mock_server.http.admin import admin
+from mock_server.http.api import (
     API_ROOT,
     PROBLEM_MIMETYPE,
     api_blueprint,
     forbidden_xml_response,
     problem_response,
 )
-from mock_server.store import StateStore
-from mock_server.testdouble import install as install_test_double
+from mock_server.http.context import EXTENSION, EmulatorState, state_of
+from mock_server.http.documents import docs
+from mock_server.http.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
+from mock_server.http.validation import EXTENSION as CONTRACT_EXTENSION
+from mock_server.http.validation import ResponseContract, response_violations
+from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
+from mock_server.testdouble.middleware import install as install_test_double
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -64,7 +65,7 @@ def create_app(
     """An emulator. ``fixture`` is a document or a file path; None loads the demo tenants.
 
     ``validate_responses`` judges every response against the OpenAPI documents and turns one
-    that breaks them into a 500 (see ``mock_server.contract``). ``store`` is where the state
+    that breaks them into a 500 (see ``mock_server.http.validation``). ``store`` is where the state
     lives (default: this process's memory); one that already holds a state keeps it.
     """
     chosen = profile if isinstance(profile, Profile) else get_profile(profile)

@@ -9,20 +9,20 @@ from collections.abc import Sequence
 
 from werkzeug.serving import make_server
 
-from mock_server.admin import ADMIN_TOKEN_ENV
 from mock_server.app import create_app
-from mock_server.capture import add_import_command
-from mock_server.context import EXTENSION
-from mock_server.fixtures import FixtureError, load_fixture
-from mock_server.journal import DEFAULT_JOURNAL_SIZE
-from mock_server.profiles import PROFILES
-from mock_server.proxy import add_proxy_command
-from mock_server.recording import add_validate_command
-from mock_server.replay import add_diff_command
-from mock_server.responses import basic_authorization
-from mock_server.server import add_listen_options, is_loopback
-from mock_server.serving import GunicornServer, choose_store
-from mock_server.watch import FixtureWatcher
+from mock_server.core.fixtures import FixtureError, load_fixture
+from mock_server.core.profiles import PROFILES
+from mock_server.http.admin import ADMIN_TOKEN_ENV
+from mock_server.http.api import basic_authorization
+from mock_server.http.context import EXTENSION
+from mock_server.live.capture import add_import_command
+from mock_server.live.proxy import add_proxy_command
+from mock_server.live.recording import add_validate_command
+from mock_server.live.replay import add_diff_command
+from mock_server.serving.threaded import add_listen_options, is_loopback
+from mock_server.serving.watch import FixtureWatcher
+from mock_server.serving.workers import GunicornServer, choose_store
+from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 
 from contract_tests.config import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 from mock_server import create_app
-from mock_server.context import EXTENSION, EmulatorState
-from mock_server.server import RunningServer, start_in_thread
-from mock_server.sqlite_store import SQLiteStore
-from mock_server.store import StateStore
+from mock_server.core.sqlite_store import SQLiteStore
+from mock_server.core.store import StateStore
+from mock_server.http.context import EXTENSION, EmulatorState
+from mock_server.serving.threaded import RunningServer, start_in_thread
 
 GUIDE_AUTH_HEADER = "Basic bXljbGllbnRJZDpuZXZlcnRlbGxhbnlvbmU="
 OTHER_TENANT = "globex02"

@@ -13,12 +13,12 @@ import orjson
 import pytest
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 
-from mock_server.caches import RevisionCache
-from mock_server.errors import AgentNotFound, AuthenticationFailed, InvalidRequest
-from mock_server.fixtures import load_fixture
-from mock_server.models import AgentStatusBackend
-from mock_server.sqlite_store import SQLiteStore
-from mock_server.store import MemoryStore, StateStore
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.caches import RevisionCache
+from mock_server.core.errors import AgentNotFound, AuthenticationFailed, InvalidRequest
+from mock_server.core.fixtures import load_fixture
+from mock_server.core.sqlite_store import SQLiteStore
+from mock_server.core.store import MemoryStore, StateStore
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 

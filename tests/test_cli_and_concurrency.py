@@ -21,7 +21,7 @@ from conftest import (
     read_line,
 )
 
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 BIN = Path(sys.executable).parent
 

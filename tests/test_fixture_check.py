@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from mock_server.fixture_check import agent_check
-from mock_server.fixtures import load_fixture
+from mock_server.core.fixture_check import agent_check
+from mock_server.core.fixtures import load_fixture
 from schemas import load_schema
 
 SCHEMA = load_schema("fixture.schema.json")

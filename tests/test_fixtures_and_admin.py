@@ -11,7 +11,7 @@ import yaml
 from conftest import DEMO_TENANT, Api, api_path, basic, flask_api
 
 from mock_server import create_app
-from mock_server.fixtures import FixtureError, load_fixture
+from mock_server.core.fixtures import FixtureError, load_fixture
 
 SMALL: dict[str, Any] = {
     "tenants": [

@@ -12,7 +12,7 @@ import pytest
 import requests
 from conftest import DEMO_TENANT
 
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 GUIDE = Path(__file__).resolve().parent / "reference" / "cc-managing-agent-status.md"
 """A byte copy of ``../shared/reference/``'s (tests/contract/test_reference_copies.py)."""

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mock_server import create_app
-from mock_server.profiles import PROFILES
-from mock_server.server import RunningServer
+from mock_server.core.profiles import PROFILES
+from mock_server.serving.threaded import RunningServer
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"  # 4 WAIT_TRANSACT in the fixture
 

@@ -16,8 +16,8 @@ from conftest import (
 )
 
 from mock_server import create_app
-from mock_server.profiles import PROFILES
-from mock_server.server import start_in_thread
+from mock_server.core.profiles import PROFILES
+from mock_server.serving.threaded import start_in_thread
 
 BULK = api_path(suffix="/bulk")
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"

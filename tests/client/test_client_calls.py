@@ -22,7 +22,7 @@ from client import (
     check_transition,
 )
 from mock_server import create_app
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas import rules
 
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"

@@ -14,7 +14,7 @@ from support_client import make_client
 
 from client import AgentStatus
 from client.cli import main
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"

@@ -7,7 +7,7 @@ from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 from support_client import make_client
 
 from client import AgentStatusClient, ConfigurationError, platform_url, platforms
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 ENV = {
     "AGENTSTATUS_BASE_URL": "https://vcc-na12.8x8.com/api/v1/",

@@ -23,7 +23,7 @@ from client import (
     TransportError,
     UnexpectedResponseError,
 )
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"

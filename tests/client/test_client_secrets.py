@@ -12,7 +12,7 @@ from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 from support_client import Canned, Recorder, admin, make_client, refused_url, scripted
 
 from client import AgentStatusClient, AgentStatusError, StatusChange, TokenAuth
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 
 
 def secret_forms(username: str, token: str) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mock_server.server import RunningServer
+from mock_server.serving.threaded import RunningServer
 from schemas.__main__ import main
 
 PADMA = "ag64oyEUb_Sk6bxVB9P5ye5w"

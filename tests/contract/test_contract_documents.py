@@ -11,9 +11,9 @@ from openapi_spec_validator import validate
 from support_contract import official_document, operations, parameters
 
 from mock_server import create_app
-from mock_server.contract import openapi_path
-from mock_server.docs import API_SERVER_PATH
-from mock_server.profiles import PROFILES
+from mock_server.core.profiles import PROFILES
+from mock_server.http.documents import API_SERVER_PATH
+from mock_server.http.validation import openapi_path
 from schemas import load_schema
 from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
 

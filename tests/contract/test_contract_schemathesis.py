@@ -30,9 +30,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from mock_server import create_app
-from mock_server.docs import API_SERVER_PATH, api_document
-from mock_server.profiles import DEFAULT, STATUS_CODE_FIELDS
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
+from mock_server.http.documents import API_SERVER_PATH, api_document
+from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.rules import SETTABLE
 
 MAX_EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "20"))

@@ -43,9 +43,9 @@ from test_contract_schemathesis import (
 )
 
 from mock_server import create_app
-from mock_server.docs import BULK_PATH, LIST_PATH, SINGLE_PATH, api_document
-from mock_server.profiles import PROFILES
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.core.profiles import PROFILES
+from mock_server.http.documents import BULK_PATH, LIST_PATH, SINGLE_PATH, api_document
+from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.contract import ContractValidator
 
 DOCUMENT_URI = "urn:agentstatus-twin:served"

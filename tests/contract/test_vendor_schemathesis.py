@@ -72,9 +72,9 @@ from test_contract_schemathesis import (
 )
 
 from mock_server import create_app
-from mock_server.docs import API_SERVER_PATH
-from mock_server.profiles import MAX_PAGE_SIZE, STATUS_CODE_FIELDS
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.core.profiles import MAX_PAGE_SIZE, STATUS_CODE_FIELDS
+from mock_server.http.documents import API_SERVER_PATH
+from mock_server.serving.threaded import RunningServer, start_in_thread
 
 VENDOR_DOCUMENT = Path(__file__).resolve().parents[2] / "schemas" / "official-openapi.json"
 STATEFUL_STEPS = 6

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from mock_server import models
 from mock_server.app import create_app
-from mock_server.errors import InvalidRequest
-from mock_server.profiles import DEFAULT, Profile
-from mock_server.server import start_in_thread
+from mock_server.core import backend as models
+from mock_server.core.errors import InvalidRequest
+from mock_server.core.profiles import DEFAULT, Profile
+from mock_server.serving.threaded import start_in_thread
 from schemas.rules import ALLOWED_TRANSITIONS, AgentStatus
 
 

@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from mock_server import create_app
-from mock_server.capture import TOKEN_PLACEHOLDER
 from mock_server.cli import main
-from mock_server.fixtures import load_fixture
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.core.fixtures import load_fixture
+from mock_server.live.capture import TOKEN_PLACEHOLDER
+from mock_server.serving.threaded import RunningServer, start_in_thread
 
 TOKEN = "nevertellanyone"
 LIVE_ARGS = ["--tenant", "acmecorp01", "--username", "myclientId"]

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mock_server import create_app
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.serving.threaded import RunningServer, start_in_thread
 
 AGENT = "agAQDqmvKiRbG4ekigNSmbbb"
 OTHER_AGENT = "agys64KT2rumOT-zNtTKjCSF"

@@ -10,7 +10,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from mock_server.inprocess import WSGIAdapter, emulate, emulated
+from mock_server.harness.inprocess import WSGIAdapter, emulate, emulated
 
 AGENT = "agAQDqmvKiRbG4ekigNSmbbb"
 VENDOR_AGENTS = "https://vcc-na12.8x8.com/api/v1/tenants/acmecorp01/agentstatus/agents"

@@ -16,7 +16,7 @@ from conftest import (
 from flask.testing import FlaskClient
 
 from mock_server import create_app
-from mock_server.handle import SentChange, sent_changes
+from mock_server.harness.handle import SentChange, sent_changes
 
 AGENT = "agAQDqmvKiRbG4ekigNSmbbb"
 SECOND = "ag64oyEUb_Sk6bxVB9P5yaaa"

@@ -130,7 +130,15 @@ def test_isolation_under_xdist(pytester: pytest.Pytester, monkeypatch: pytest.Mo
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile(test_isolated=ISOLATION)
     result = pytester.runpytest_subprocess(
-        "-p", "xdist", "-p", "mock_server.pytest_plugin", "-n", "2", "-p", "no:cacheprovider", "-v"
+        "-p",
+        "xdist",
+        "-p",
+        "mock_server.harness.pytest_plugin",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-v",
     )
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*[[]gw0[]]*PASSED*"])

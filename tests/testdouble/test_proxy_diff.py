@@ -19,9 +19,9 @@ from flask import Flask
 
 from mock_server import create_app
 from mock_server.cli import main
-from mock_server.context import EXTENSION, EmulatorState
-from mock_server.proxy import create_proxy_app, upstream_root
-from mock_server.server import RunningServer, start_in_thread
+from mock_server.http.context import EXTENSION, EmulatorState
+from mock_server.live.proxy import create_proxy_app, upstream_root
+from mock_server.serving.threaded import RunningServer, start_in_thread
 
 BIN = Path(sys.executable).parent
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"

@@ -10,8 +10,8 @@ import pytest
 
 from mock_server import create_app
 from mock_server.cli import main
-from mock_server.context import EXTENSION
-from mock_server.watch import FixtureWatcher
+from mock_server.http.context import EXTENSION
+from mock_server.serving.watch import FixtureWatcher
 
 TEMPLATE = """\
 tenants:

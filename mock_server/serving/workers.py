@@ -19,9 +19,9 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from mock_server.faults import MAX_LATENCY_MS
-from mock_server.sqlite_store import SQLiteStore
-from mock_server.store import MemoryStore, StateStore
+from mock_server.core.sqlite_store import SQLiteStore
+from mock_server.core.store import MemoryStore, StateStore
+from mock_server.testdouble.faults import MAX_LATENCY_MS
 
 if TYPE_CHECKING:
     from gunicorn._types import _WSGIAppType

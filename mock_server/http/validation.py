@@ -13,9 +13,9 @@ from functools import cache
 
 from flask import Response, current_app, request
 
-from mock_server.docs import API_SERVER_PATH, admin_document, api_document
-from mock_server.profiles import Profile
-from mock_server.responses import API_ROOT
+from mock_server.core.profiles import Profile
+from mock_server.http.api import API_ROOT
+from mock_server.http.documents import API_SERVER_PATH, admin_document, api_document
 from schemas.contract import ContractValidator
 
 EXTENSION = "agentstatus.contract"

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from mock_server.fixtures import FixtureError, load_fixture
-from mock_server.models import AgentStatusBackend
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.fixtures import FixtureError, load_fixture
 
 POLL_SECONDS = 1.0
 

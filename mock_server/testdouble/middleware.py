@@ -19,10 +19,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
-from mock_server.admin import require_admin_token
-from mock_server.context import RAW_BODY_KEY, read_json_body
-from mock_server.faults import Fault, FaultRegistry
-from mock_server.journal import (
+from mock_server.http.admin import require_admin_token
+from mock_server.http.api import (
+    API_ROOT,
+    PROBLEM_MIMETYPE,
+    forbidden_xml_response,
+    json_response,
+    problem_response,
+)
+from mock_server.http.context import RAW_BODY_KEY, read_json_body
+from mock_server.http.request_ids import REQUEST_ID_HEADER, new_request_id
+from mock_server.testdouble.faults import Fault, FaultRegistry
+from mock_server.testdouble.journal import (
     DEFAULT_JOURNAL_SIZE,
     Exchange,
     Journal,
@@ -30,14 +38,6 @@ from mock_server.journal import (
     kept_body,
     masked_headers,
     masked_request_headers,
-)
-from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
-from mock_server.responses import (
-    API_ROOT,
-    PROBLEM_MIMETYPE,
-    forbidden_xml_response,
-    json_response,
-    problem_response,
 )
 
 if TYPE_CHECKING:

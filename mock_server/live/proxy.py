@@ -3,7 +3,7 @@
 Point a client at the proxy instead of the platform: each request under ``/api/`` goes to the
 upstream with ``requests`` (the client's own Authorization header included, nothing added),
 and the upstream's answer comes back unchanged (status, body bytes, headers except the
-hop-by-hop ones). Each exchange is appended to the recording (see ``mock_server.recording``),
+hop-by-hop ones). Each exchange is appended to the recording (see ``mock_server.live.recording``),
 masked, for ``agentstatus-mock diff`` and ``validate-recording`` to read later.
 
 The proxy holds no credentials of its own. It listens on loopback only unless told otherwise,
@@ -28,17 +28,17 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from mock_server.capture import ENV, TIMEOUT_SECONDS, CaptureError, api_url
-from mock_server.journal import header_value
-from mock_server.recording import (
+from mock_server.http.api import API_ROOT, problem_response
+from mock_server.live.capture import ENV, TIMEOUT_SECONDS, CaptureError, api_url
+from mock_server.live.recording import (
     RecordingWriter,
     masked,
     recorded_message,
     scrub,
     secrets_of,
 )
-from mock_server.responses import API_ROOT, problem_response
-from mock_server.server import add_listen_options, is_loopback
+from mock_server.serving.threaded import add_listen_options, is_loopback
+from mock_server.testdouble.journal import header_value
 
 HOP_BY_HOP = frozenset(
     {

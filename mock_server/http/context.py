@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import orjson
 from flask import current_app, request
 
-from mock_server.errors import InvalidRequest, UnsupportedMediaType
-from mock_server.models import AgentStatusBackend
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.errors import InvalidRequest, UnsupportedMediaType
 from schemas.contract import is_json_media_type
 
 EXTENSION = "agentstatus"
 RAW_BODY_KEY = "agentstatus.body"
-"""The request body, already read by the test-double middleware (``mock_server.testdouble``)."""
+"""The request body, already read by the test-double middleware (``testdouble.middleware``)."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Where the state lives: the storage interface and its in-memory implementation.
 
-The rules (``mock_server.models``) run over a ``StateStore`` and never know which one:
-``MemoryStore`` (one process, the default) or ``SQLiteStore`` (``mock_server.sqlite_store``:
+The rules (``mock_server.core.backend``) run over a ``StateStore`` and never know which one:
+``MemoryStore`` (one process, the default) or ``SQLiteStore`` (``mock_server.core.sqlite_store``:
 a file shared by every worker, kept across restarts). A store only keeps and finds; it decides
 nothing. Every access happens inside a transaction: ``reading()`` sees one consistent state,
 ``writing()`` excludes every other writer (threads and processes) until it ends, and a writer
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple, Protocol
 
-from mock_server.state import Agent, FixtureTenant, Tenant
+from mock_server.core.entities import Agent, FixtureTenant, Tenant
 
 
 class Revision(NamedTuple):

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 import yaml
 
-from mock_server.fixtures import FixtureError, build_tenants
+from mock_server.core.fixtures import FixtureError, build_tenants
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
 

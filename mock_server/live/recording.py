@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mock_server.docs import API_SERVER_PATH, api_document
-from mock_server.errors import AuthenticationFailed
-from mock_server.journal import MASK, header_value, masked_headers
-from mock_server.profiles import DEFAULT, PROFILES
-from mock_server.responses import basic_credentials
+from mock_server.core.errors import AuthenticationFailed
+from mock_server.core.profiles import DEFAULT, PROFILES
+from mock_server.http.api import basic_credentials
+from mock_server.http.documents import API_SERVER_PATH, api_document
+from mock_server.testdouble.journal import MASK, header_value, masked_headers
 from schemas.contract import ContractValidator, is_json_media_type, media_type_of
 from schemas.documents import VENDOR_DOCUMENT, bundle
 

@@ -7,7 +7,7 @@ Paths match as shell-style globs (``fnmatch``: ``*`` also crosses ``/``) or, wit
 The first active fault that matches a request applies, and only that one, so a list of
 faults reads top to bottom like a script. Probabilities draw from one ``random.Random`` per
 fault, seeded from its definition (default 0), so the same requests fail on every run.
-No Flask here: the middleware in ``mock_server.testdouble`` asks ``select`` per request.
+No Flask here: the middleware in ``mock_server.testdouble.middleware`` asks ``select`` per request.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from mock_server.errors import ApiError, InvalidRequest
-from mock_server.journal import api_path_ids
+from mock_server.core.errors import ApiError, InvalidRequest
+from mock_server.testdouble.journal import api_path_ids
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
 MAX_LATENCY_MS = 60_000

@@ -38,9 +38,9 @@ from typing import IO, Any
 
 import orjson
 
-from mock_server.fixtures import build_settings
-from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
-from mock_server.store import Revision, StateReader, StateWriter
+from mock_server.core.entities import Agent, FixtureTenant, Group, StatusCodeList, Tenant
+from mock_server.core.fixtures import build_settings
+from mock_server.core.store import Revision, StateReader, StateWriter
 
 BUSY_TIMEOUT_SECONDS = 30.0
 SCHEMA = """

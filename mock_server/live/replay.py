@@ -41,12 +41,12 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from mock_server.app import create_app
-from mock_server.fixtures import FixtureError, load_fixture
-from mock_server.journal import api_path_ids, bulk_agent_ids
-from mock_server.profiles import PROFILES
-from mock_server.proxy import NOT_FORWARDED
-from mock_server.recording import Message, RecordingError, answered, read_recording
-from mock_server.responses import basic_authorization
+from mock_server.core.fixtures import FixtureError, load_fixture
+from mock_server.core.profiles import PROFILES
+from mock_server.http.api import basic_authorization
+from mock_server.live.proxy import NOT_FORWARDED
+from mock_server.live.recording import Message, RecordingError, answered, read_recording
+from mock_server.testdouble.journal import api_path_ids, bulk_agent_ids
 from schemas.contract import is_json_media_type
 from schemas.rules import AgentStatus
 

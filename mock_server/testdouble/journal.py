@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from mock_server.errors import InvalidRequest
+from mock_server.core.errors import InvalidRequest
 
 DEFAULT_JOURNAL_SIZE = 1000
 MAX_RECORDED_BODY = 64 * 1024

@@ -19,17 +19,17 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from mock_server.context import backend_of
-from mock_server.errors import ApiNotEnabled
-from mock_server.models import MAX_SAFE_INTEGER
-from mock_server.profiles import (
+from mock_server.core.backend import MAX_SAFE_INTEGER
+from mock_server.core.errors import ApiNotEnabled
+from mock_server.core.profiles import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     PROBLEM_MEDIA_TYPE,
     STATUS_CODE_FIELDS,
     Profile,
 )
-from mock_server.responses import API_PREFIX, json_response
+from mock_server.http.api import API_PREFIX, json_response
+from mock_server.http.context import backend_of
 from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
 
 API_SERVER_PATH = API_PREFIX.split("/tenants/")[0]

@@ -3,7 +3,7 @@
 ``AgentStatusBackend`` is the whole state of an emulator. Every API operation is one method;
 views translate an HTTP request into one call and the result back into HTTP. Every refusal
 is an ``ApiError`` raised before anything changes, so a refused request changes nothing.
-The state itself lives in a store (``mock_server.store``); every write runs in one of its write
+The state itself lives in a store (``mock_server.core.store``); every write runs in one of its write
 transactions, so concurrent writes to one agent apply one after the other, across threads and
 worker processes, and each bulk entry is applied atomically.
 """
@@ -21,8 +21,9 @@ from typing import Any
 
 import orjson
 
-from mock_server.caches import RevisionCache
-from mock_server.errors import (
+from mock_server.core.caches import RevisionCache
+from mock_server.core.entities import Agent, Tenant
+from mock_server.core.errors import (
     AgentNotFound,
     ApiError,
     ApiNotEnabled,
@@ -31,16 +32,15 @@ from mock_server.errors import (
     TenantForbidden,
     TenantNotFound,
 )
-from mock_server.fixtures import build_agent, build_tenants
-from mock_server.profiles import (
+from mock_server.core.fixtures import build_agent, build_tenants
+from mock_server.core.profiles import (
     DEFAULT,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     STATUS_CODE_FIELDS,
     Profile,
 )
-from mock_server.state import Agent, Tenant
-from mock_server.store import MemoryStore, StateReader, StateStore, StateWriter
+from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_ITEM_ID,
     LOGGED_OUT_STATUS_CODE_LIST_ID,

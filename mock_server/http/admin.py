@@ -10,9 +10,9 @@ import hmac
 
 from flask import Blueprint, Response, request
 
-from mock_server.context import backend_of, read_json_body, state_of
-from mock_server.errors import AdminForbidden, InvalidRequest
-from mock_server.responses import json_response
+from mock_server.core.errors import AdminForbidden, InvalidRequest
+from mock_server.http.api import json_response
+from mock_server.http.context import backend_of, read_json_body, state_of
 
 ADMIN_HEADER = "X-Admin-Token"
 ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"

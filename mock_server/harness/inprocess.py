@@ -31,9 +31,9 @@ from requests.utils import get_encoding_from_headers
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from mock_server.app import create_app
-from mock_server.fixtures import load_fixture
-from mock_server.handle import Emulator
-from mock_server.testdouble import READ_TIMEOUT_KEY, ConnectionDropped, SimulatedTimeout
+from mock_server.core.fixtures import load_fixture
+from mock_server.harness.handle import Emulator
+from mock_server.testdouble.middleware import READ_TIMEOUT_KEY, ConnectionDropped, SimulatedTimeout
 
 EMULATED_HOSTS = ("*.8x8.com", "8x8.com", "odcc2.bell.ca")
 DEFAULT_BASE_URL = "https://vcc-na12.8x8.com"

@@ -16,11 +16,11 @@ from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
-from mock_server.context import read_json_body
-from mock_server.errors import ApiNotEnabled, AuthenticationFailed
-from mock_server.models import AgentStatusBackend, BulkOutcome
-from mock_server.profiles import PROBLEM_MEDIA_TYPE
-from mock_server.request_ids import REQUEST_ID_HEADER, new_request_id
+from mock_server.core.backend import AgentStatusBackend, BulkOutcome
+from mock_server.core.errors import ApiNotEnabled, AuthenticationFailed
+from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
+from mock_server.http.context import read_json_body
+from mock_server.http.request_ids import REQUEST_ID_HEADER, new_request_id
 
 API_ROOT = "/api/"
 """Every path below it is the vendor's API (or a path it lacks); the rest is the emulator's own."""

@@ -18,9 +18,9 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from mock_server.errors import InvalidRequest
-from mock_server.fixture_check import agent_check, split_agents
-from mock_server.state import Agent, FixtureTenant, Group, StatusCodeList, Tenant
+from mock_server.core.entities import Agent, FixtureTenant, Group, StatusCodeList, Tenant
+from mock_server.core.errors import InvalidRequest
+from mock_server.core.fixture_check import agent_check, split_agents
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
 
