@@ -12,9 +12,9 @@ from werkzeug.serving import make_server
 from mock_server.app import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
 from mock_server.core.profiles import PROFILES
-from mock_server.http.admin import ADMIN_TOKEN_ENV
 from mock_server.http.api import basic_authorization
 from mock_server.http.context import EXTENSION
+from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.live.capture import add_import_command
 from mock_server.live.proxy import add_proxy_command
 from mock_server.live.recording import add_validate_command
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--admin-token",
         default=os.environ.get(ADMIN_TOKEN_ENV),
-        help=f"require X-Admin-Token on /__admin/ (or set {ADMIN_TOKEN_ENV}); "
+        help=f"require {ADMIN_HEADER} on {ADMIN_ROOT}/ (or set {ADMIN_TOKEN_ENV}); "
         "mandatory on a non-loopback host",
     )
     serve.add_argument(

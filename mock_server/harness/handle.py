@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import requests
 
-from mock_server.http.admin import ADMIN_HEADER
+from mock_server.http.control import ADMIN_HEADER
 
 TIMEOUT_SECONDS = 10.0
 StatusCodes = tuple[int | None, int | None, str | None]

@@ -31,7 +31,7 @@ import pytest
 from mock_server.app import create_app
 from mock_server.core.fixtures import load_fixture
 from mock_server.harness.handle import Emulator
-from mock_server.http.admin import ADMIN_TOKEN_ENV
+from mock_server.http.control import ADMIN_TOKEN_ENV
 from mock_server.serving.threaded import RunningServer, start_in_thread
 
 MARKER = "agentstatus"

@@ -13,12 +13,9 @@ from flask import Blueprint, Response, request
 from mock_server.core.errors import AdminForbidden, InvalidRequest
 from mock_server.http.api import json_response
 from mock_server.http.context import backend_of, read_json_body, state_of
+from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 
-ADMIN_HEADER = "X-Admin-Token"
-ADMIN_TOKEN_ENV = "AGENTSTATUS_ADMIN_TOKEN"
-"""Where ``serve`` and the pytest plugin read the admin token from."""
-
-admin = Blueprint("admin", __name__, url_prefix="/__admin")
+admin = Blueprint("admin", __name__, url_prefix=ADMIN_ROOT)
 
 
 @admin.before_request

@@ -1,0 +1,78 @@
+"""The API on the wire, as both vendor documents define it: its paths, its platforms, and the
+HTTP Basic credentials it takes. The one definition the emulator routes by and the client, the
+kit and the tools build from; a test holds both OpenAPI documents to these paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from urllib.parse import quote
+
+from schemas import load_schema
+
+API_ROOT = "/api/"
+"""Every path below it is the vendor's API (or a path it lacks); the rest is the emulator's."""
+API_BASE = "/api/v1"
+"""The documents' server path: the operations' paths below are relative to it."""
+AGENTS = "/tenants/{tenantId}/agentstatus/agents"
+AGENT = AGENTS + "/{agentId}"
+BULK = AGENTS + "/bulk"
+OPERATION_PATHS = {
+    "getagentsstatus": AGENTS,
+    "getagentstatus": AGENT,
+    "setagentstatus": AGENT,
+    "setagentsstatus": BULK,
+}
+"""The vendor's operation ids and the path template each is at."""
+
+
+def segment(value: str) -> str:
+    """One path segment, every reserved character escaped (``/``, ``%``, ``?``, ``#``, space)."""
+    return quote(value, safe="")
+
+
+def agents_path(tenant: str) -> str:
+    """``/tenants/{tenant}/agentstatus/agents``, below ``API_BASE``."""
+    return AGENTS.format(tenantId=segment(tenant))
+
+
+def agent_path(tenant: str, agent_id: str) -> str:
+    return AGENT.format(tenantId=segment(tenant), agentId=segment(agent_id))
+
+
+def bulk_path(tenant: str) -> str:
+    return BULK.format(tenantId=segment(tenant))
+
+
+def route_rule(template: str) -> str:
+    """A template in the documents' form (``{tenantId}``) in Werkzeug's (``<tenantId>``)."""
+    return re.sub(r"\{(\w+)\}", r"<\1>", template)
+
+
+def basic_authorization(username: str, token: str) -> str:
+    """The ``Authorization`` value for HTTP Basic with a username and an action token."""
+    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    return f"Basic {encoded}"
+
+
+class UnknownPlatform(LookupError):
+    """A platform name the vendor's list does not hold; the message names the known ones."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown platform {name!r}; known platforms: {', '.join(known)}")
+
+
+def platforms() -> dict[str, str]:
+    """The vendor's platforms, name -> API base URL (``schemas/platforms.json``)."""
+    table: dict[str, str] = load_schema("platforms.json")["platforms"]
+    return dict(table)
+
+
+def platform_url(name: str) -> str:
+    """The API base URL of a platform named as the vendor does (``na12``, ``EU7``, ``bc2``)."""
+    table = platforms()
+    try:
+        return table[name.strip().upper()]
+    except KeyError:
+        raise UnknownPlatform(name, sorted(table)) from None
