@@ -76,3 +76,18 @@ def platform_url(name: str) -> str:
         return table[name.strip().upper()]
     except KeyError:
         raise UnknownPlatform(name, sorted(table)) from None
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer every JSON parser holds exactly (RFC 8259, section 6)."""
+
+
+def integral(value: object) -> int | None:
+    """A JSON number with no fraction as an int (the reference types statuses and ids as
+    ``number``: 5 or 5.0), or None for anything else: a boolean, a string, a fraction, NaN or
+    infinity. The range (``MAX_SAFE_INTEGER``) is the caller's to check."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
