@@ -54,6 +54,8 @@ BULK_LIMIT = 100
 MAX_PAGES = 10_000
 REQUEST_ID_HEADER = "X-Request-Id"
 USER_AGENT = "agentstatus-twin-client/0.1"
+HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+"""Sent with every request, over (never into) the headers of a caller's session."""
 BODY_PREVIEW_CHARS = 300
 XML_FORBIDDEN_MARK = "<API><Error>403"
 
@@ -113,6 +115,10 @@ class AgentStatusClient:
     sent once more with the other method, which the client then keeps. A refused request
     changed nothing, so the resend is safe; if the other method is refused too, the first
     refusal is raised. Without the option the refusal is raised with a hint naming it.
+
+    A ``session`` passed in is used as it is (adapters, proxies, its own headers) and never
+    changed: the client's credentials and headers go with each request, and ``close`` leaves
+    the session open.
     """
 
     def __init__(
@@ -153,8 +159,7 @@ class AgentStatusClient:
         self.bulk_chunk_size = bulk_chunk_size
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
-        self._session.auth = TokenAuth(username, token)
-        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._auth = TokenAuth(username, token)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Self:
@@ -365,6 +370,8 @@ class AgentStatusClient:
                 url,
                 params=params,
                 json=body,
+                auth=self._auth,
+                headers=HEADERS,
                 timeout=self.timeout,
                 allow_redirects=False,
             )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
-from support_client import make_client
+import requests
+from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, basic
+from support_client import Canned, make_client, scripted
 
 from client import AgentStatusClient, ConfigurationError, platform_url, platforms
 from mock_server.serving.threaded import RunningServer
@@ -99,3 +100,24 @@ def test_from_env_names_the_missing_variable(missing: str) -> None:
     env = {name: value for name, value in ENV.items() if name != missing}
     with pytest.raises(ConfigurationError, match=missing):
         AgentStatusClient.from_env(env)
+
+
+def test_an_injected_session_is_used_but_left_as_it_was() -> None:
+    """The caller's auth, headers and adapters stay theirs; the client adds its own per call."""
+    session = requests.Session()
+    session.auth = ("caller", "caller-secret")
+    session.headers.update({"X-Caller": "yes", "Accept": "text/csv"})
+    adapter = requests.adapters.HTTPAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    before = (session.auth, dict(session.headers), dict(session.adapters))
+    with (
+        scripted(Canned(body={"data": []})) as server,
+        make_client(server.api_url, session=session) as api,
+    ):
+        api.list_agents()
+    assert (session.auth, dict(session.headers), dict(session.adapters)) == before
+    sent = server.seen[0].headers
+    assert sent["Authorization"] == basic(DEMO_USERNAME, DEMO_TOKEN)["Authorization"]
+    assert (sent["Accept"], sent["X-Caller"]) == ("application/json", "yes")
+    assert sent["User-Agent"].startswith("agentstatus-twin-client/")
+    session.close()
