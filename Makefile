@@ -27,6 +27,7 @@ REPORT ?= contract-report
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n 2
 	$(KIT_ON_EMULATOR) $(BIN)/python -m pytest -n 2 contract_tests --emulator-profile guide
 	$(KIT_ON_EMULATOR) $(BIN)/python -m pytest -n 2 contract_tests --emulator-profile reference
@@ -59,6 +60,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -8,40 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from mock_server.core.backend import AgentStatusBackend
-from mock_server.core.errors import (
-    ApiError,
-    ApiNotEnabled,
-    InvalidRequest,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    ResponseContractViolation,
-    RouteNotFound,
-    TenantForbidden,
-)
+from mock_server.core.errors import ResponseContractViolation
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.profiles import Profile, get_profile
 from mock_server.core.store import StateStore
 from mock_server.http.admin import admin
-from mock_server.http.api import (
-    API_ROOT,
-    PROBLEM_MIMETYPE,
-    api_blueprint,
-    forbidden_xml_response,
-    problem_response,
-)
-from mock_server.http.context import EXTENSION, EmulatorState, state_of
+from mock_server.http.api import api_blueprint
+from mock_server.http.context import EXTENSION, EmulatorState
 from mock_server.http.documents import docs
+from mock_server.http.problems import install_error_rendering, render_error
 from mock_server.http.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
 from mock_server.http.validation import EXTENSION as CONTRACT_EXTENSION
 from mock_server.http.validation import ResponseContract, response_violations
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.testdouble.middleware import install as install_test_double
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class EmulatorFlask(Flask):
@@ -73,7 +55,6 @@ def create_app(
         document = fixture if isinstance(fixture, Mapping) else load_fixture(fixture)
         backend = AgentStatusBackend(document, chosen, store)
     app = EmulatorFlask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
     app.register_blueprint(api_blueprint(backend))
     app.register_blueprint(admin)
@@ -81,9 +62,7 @@ def create_app(
     if validate_responses:
         app.extensions[CONTRACT_EXTENSION] = ResponseContract.for_profile(backend.profile)
         app.after_request(_enforce_contract)
-    app.register_error_handler(ApiError, render_error)
-    app.register_error_handler(HTTPException, _translate_http_exception)
-    app.register_error_handler(Exception, _unexpected_error)
+    install_error_rendering(app)
     app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     install_test_double(app, journal_size, backend.profile.error_media_type)
     return app
@@ -101,59 +80,3 @@ def _enforce_contract(response: Response) -> Response:
     detail = "The emulator's response broke its contract: " + "; ".join(violations)
     current_app.logger.error("%s %s: %s", request.method, request.path, detail)
     return render_error(ResponseContractViolation(detail))
-
-
-def render_error(error: ApiError) -> Response:
-    """Problem JSON for every error, but the guide's XML body for its 403.
-
-    On the API (every path under ``/api/``, routed or not) it is sent in the profile's
-    ``error_media_type``; the control plane and the documents are the emulator's own, and
-    their document says ``application/problem+json`` whatever the profile.
-    """
-    profile = state_of().backend.profile
-    xml = isinstance(error, ApiNotEnabled) or (
-        isinstance(error, TenantForbidden) and profile.tenant_forbidden_xml
-    )
-    if xml:
-        response = forbidden_xml_response()
-    else:
-        on_api = request.path.startswith(API_ROOT)
-        response = problem_response(
-            int(error.status),
-            error.detail,
-            request_id_of(request.environ),
-            profile.error_media_type if on_api else PROBLEM_MIMETYPE,
-        )
-    response.headers.update(error.headers)
-    return response
-
-
-def _translate_http_exception(error: HTTPException) -> Response:
-    """Routing and protocol errors from Werkzeug, rendered like every other error."""
-    where = f"{request.method} {request.path}"
-    translated: ApiError
-    if isinstance(error, WerkzeugMethodNotAllowed):
-        allowed = [m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS")]
-        translated = MethodNotAllowed(
-            f"{where} is not supported; this path accepts {', '.join(sorted(allowed))}.",
-            allowed=list(error.valid_methods or []),
-        )
-    elif error.code == 404:
-        translated = RouteNotFound(
-            f"No operation at {where}. The API lives under "
-            "/api/v1/tenants/{tenantId}/agentstatus/agents."
-        )
-    elif error.code == 413:
-        translated = PayloadTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
-    elif error.code == 400:
-        translated = InvalidRequest(f"The request could not be read: {error.description}")
-    else:
-        translated = ApiError(error.description or "The request failed.")
-        translated.status = error.code or 500
-    return render_error(translated)
-
-
-def _unexpected_error(error: Exception) -> Response:
-    """A bug in the emulator: logged, and still answered as Problem JSON, never HTML."""
-    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
-    return render_error(ApiError(f"The emulator failed unexpectedly: {type(error).__name__}."))

@@ -22,9 +22,30 @@ OPERATION_PATHS = {
     "getagentsstatus": AGENTS,
     "getagentstatus": AGENT,
     "setagentstatus": AGENT,
-    "setagentsstatus": BULK,
+    "setagentsstatuses": BULK,
+    "setagentsstatusesput": BULK,
 }
-"""The vendor's operation ids and the path template each is at."""
+"""The operation ids and the path template each is at: the reference's four, and the
+guide's PUT of the bulk (the reference has only its POST), named by our documents."""
+
+
+_TENANT_HEAD, _TENANT_TAIL = AGENTS.split("{tenantId}")
+BULK_SEGMENT = BULK.rsplit("/", 1)[1]
+_API_PATH = re.compile(
+    # Any version, so that a path the API lacks (``/api/v2/...``) still names its ids.
+    f"^{re.escape(API_ROOT)}v[^/]+{re.escape(_TENANT_HEAD)}(?P<tenant>[^/]+)"
+    f"(?:{re.escape(_TENANT_TAIL)}(?:/(?P<agent>[^/]+))?)?"
+)
+
+
+def path_ids(path: str) -> tuple[str | None, str | None]:
+    """The tenant and the agent an API path (as served, not escaped) names: the agent is None
+    on the list and bulk paths, both are None off the tenant paths."""
+    found = _API_PATH.match(path)
+    if found is None:
+        return None, None
+    agent = found.group("agent")
+    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
 
 
 def segment(value: str) -> str:

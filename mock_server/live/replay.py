@@ -46,9 +46,10 @@ from mock_server.core.profiles import PROFILES
 from mock_server.http.api import basic_authorization
 from mock_server.live.proxy import NOT_FORWARDED
 from mock_server.live.recording import Message, RecordingError, answered, read_recording
-from mock_server.testdouble.journal import api_path_ids, bulk_agent_ids
+from mock_server.testdouble.journal import bulk_agent_ids
 from schemas.contract import is_json_media_type
 from schemas.rules import AgentStatus
+from schemas.wire import path_ids as api_path_ids
 
 ABSENT = -1
 """A recorded agent the upstream answered 404 for."""

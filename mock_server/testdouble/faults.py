@@ -20,7 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mock_server.core.errors import ApiError, InvalidRequest
-from mock_server.testdouble.journal import api_path_ids
+from schemas.wire import integral, path_ids
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
 MAX_LATENCY_MS = 60_000
@@ -119,11 +119,13 @@ def _optional_text(document: dict[str, Any], name: str, where: str) -> str | Non
 
 
 def _integer(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """An integral JSON number (2 or 2.0, as the API reads numbers) within ``low``-``high``."""
+    number = integral(value)
+    if number is None or number < low:
         raise InvalidRequest(f"{name} must be an integer of at least {low}, got {value!r}.")
-    if high is not None and value > high:
-        raise InvalidRequest(f"{name} must be at most {high}, got {value}.")
-    return value
+    if high is not None and number > high:
+        raise InvalidRequest(f"{name} must be at most {high}, got {number}.")
+    return number
 
 
 def _parse_match(raw: object) -> Match:
@@ -160,8 +162,9 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
     if kind not in ACTION_TYPES:
         raise InvalidRequest(f"action.type must be one of {', '.join(ACTION_TYPES)}, got {kind!r}.")
     _unknown_fields(raw, ACTION_FIELDS[kind], "action.")
+    action = dict(raw)
     if kind == "respond":
-        _integer(raw.get("status"), "action.status", 100, 599)
+        action["status"] = _integer(raw.get("status"), "action.status", 100, 599)
         headers = raw.get("headers", {})
         if not isinstance(headers, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
@@ -174,7 +177,7 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
         _optional_text(raw, "content-type", "action.")
         if "content-type" in raw:
             _header_value(raw["content-type"], "action.content-type")
-    return dict(raw)
+    return action
 
 
 def _header_value(value: str, where: str) -> None:
@@ -204,9 +207,10 @@ def parse_fault(fault_id: str, raw: object) -> Fault:
         raise InvalidRequest(
             f"probability must be a number above 0 and at most 1, got {probability!r}."
         )
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidRequest(f"seed must be an integer, got {seed!r}.")
+    raw_seed = raw.get("seed", 0)
+    seed = integral(raw_seed)
+    if seed is None:
+        raise InvalidRequest(f"seed must be an integer, got {raw_seed!r}.")
     return Fault(
         id=fault_id,
         definition=dict(raw),
@@ -258,7 +262,7 @@ class FaultRegistry:
         """The fault to apply to this request, counted as a hit; None lets it through."""
         if not self._faults:  # the usual case, decided without the lock
             return None
-        target = Target(method, path, *api_path_ids(path))
+        target = Target(method, path, *path_ids(path))
         with self._lock:
             for fault in self._faults.values():
                 if not fault.active or not fault.match.accepts(target):

@@ -10,7 +10,6 @@ journal, so the journal costs the hot path almost nothing.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import deque
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from mock_server.core.errors import InvalidRequest
+from schemas.wire import path_ids
 
 DEFAULT_JOURNAL_SIZE = 1000
 MAX_RECORDED_BODY = 64 * 1024
@@ -28,22 +28,6 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
 )
 MASK = "***"
-API_PATH = re.compile(
-    r"^/api/v[^/]+/tenants/(?P<tenant>[^/]+)(?:/agentstatus/agents(?:/(?P<agent>[^/]+))?)?"
-)
-BULK_SEGMENT = "bulk"
-
-
-def api_path_ids(path: str) -> tuple[str | None, str | None]:
-    """The tenant and the agent an API path names: the agent is None on the list and bulk
-    paths, both are None off the tenant paths."""
-    found = API_PATH.match(path)
-    if found is None:
-        return None, None
-    agent = found.group("agent")
-    return found.group("tenant"), None if agent == BULK_SEGMENT else agent
-
-
 def mask_header(name: str, value: str) -> str:
     """The value to show for a header: secrets keep only their scheme, e.g. ``Basic ***``."""
     if name.lower() not in SECRET_HEADERS:
@@ -153,11 +137,11 @@ class Exchange:
 
     @property
     def tenant(self) -> str | None:
-        return api_path_ids(self.path)[0]
+        return path_ids(self.path)[0]
 
     @property
     def agent(self) -> str | None:
-        return api_path_ids(self.path)[1]
+        return path_ids(self.path)[1]
 
     def agents(self) -> list[str]:
         """The agent in the path, or every agent-id of a bulk body."""

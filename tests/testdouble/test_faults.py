@@ -177,6 +177,12 @@ def test_first_matching_fault_wins(client: FlaskClient) -> None:
     assert [list_status(client) for _ in range(3)] == [502, 503, 200]
 
 
+def test_fault_numbers_are_read_as_the_api_reads_them(client: FlaskClient) -> None:
+    """``2.0`` is the integer 2 here as in the API (``schemas.wire.integral``)."""
+    add_fault(client, {"action": {"type": "respond", "status": 502.0}, "times": 2.0})
+    assert [list_status(client) for _ in range(3)] == [502, 502, 200]
+
+
 def run_with_probability(seed: int) -> list[int]:
     client = create_app(validate_responses=True).test_client()
     add_fault(
