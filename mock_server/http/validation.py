@@ -15,8 +15,9 @@ from flask import Response, current_app, request
 
 from mock_server.core.profiles import Profile
 from mock_server.http.api import API_ROOT
-from mock_server.http.documents import API_SERVER_PATH, admin_document, api_document
+from mock_server.http.documents import admin_document, api_document
 from schemas.contract import ContractValidator
+from schemas.wire import API_BASE
 
 EXTENSION = "agentstatus.contract"
 _CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -54,7 +55,7 @@ class ResponseContract:
         validator = self.api if in_api else self.admin
         template = None if rule is None else openapi_path(rule)
         if template is not None and in_api:
-            template = template.removeprefix(API_SERVER_PATH)
+            template = template.removeprefix(API_BASE)
         operation = None if template is None else validator.operation(method, template)
         if template is not None and operation is None:
             return [f"{method} {template} is routed but not in the document"]

@@ -32,10 +32,11 @@ from typing import Any
 from mock_server.core.errors import AuthenticationFailed
 from mock_server.core.profiles import DEFAULT, PROFILES
 from mock_server.http.api import basic_credentials
-from mock_server.http.documents import API_SERVER_PATH, api_document
+from mock_server.http.documents import api_document
 from mock_server.testdouble.journal import MASK, header_value, masked_headers
 from schemas.contract import ContractValidator, is_json_media_type, media_type_of
 from schemas.documents import VENDOR_DOCUMENT, bundle
+from schemas.wire import API_BASE
 
 MIN_SCRUBBED_SECRET = 4
 """Shorter secrets are not searched for in bodies: replacing them would garble every text."""
@@ -195,7 +196,7 @@ class RecordingContract:
     def _violations(validator: ContractValidator, exchange: Mapping[str, Any]) -> list[str]:
         status = int(exchange["status"])
         response = Message.of(exchange["response"])
-        path = str(exchange["path"]).removeprefix(API_SERVER_PATH)
+        path = str(exchange["path"]).removeprefix(API_BASE)
         operation = None if status == 405 else validator.route(exchange["method"], path)
         return validator.violations(
             operation,

@@ -12,10 +12,10 @@ from support_contract import official_document, operations, parameters
 
 from mock_server import create_app
 from mock_server.core.profiles import PROFILES
-from mock_server.http.documents import API_SERVER_PATH
 from mock_server.http.validation import openapi_path
 from schemas import load_schema
 from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
+from schemas.wire import API_BASE, BULK
 
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
 
@@ -74,7 +74,7 @@ def test_servers_are_the_vendors_platforms() -> None:
 
 def test_served_document_names_the_emulator_first_then_the_vendors_servers() -> None:
     document = served(create_app(), "/openapi.json")
-    assert document["servers"][0]["url"] == f"http://localhost{API_SERVER_PATH}"
+    assert document["servers"][0]["url"] == f"http://localhost{API_BASE}"
     assert document["servers"][1:] == official_document()["servers"]
 
 
@@ -140,10 +140,7 @@ def registered_routes(app: Flask) -> set[tuple[str, str]]:
 
 
 def documented_routes(app: Flask) -> set[tuple[str, str]]:
-    api = {
-        (method, API_SERVER_PATH + path)
-        for method, path in operations(served(app, "/openapi.json"))
-    }
+    api = {(method, API_BASE + path) for method, path in operations(served(app, "/openapi.json"))}
     return api | set(operations(served(app, "/__admin/openapi.json")))
 
 
@@ -154,7 +151,7 @@ def test_documents_describe_exactly_the_registered_routes(profile: str) -> None:
 
 
 def test_each_profile_documents_its_own_bulk_methods() -> None:
-    bulk = f"{API_SERVER_PATH}/tenants/{{tenantId}}/agentstatus/agents/bulk"
+    bulk = API_BASE + BULK
     methods = {
         name: {m for m, path in documented_routes(create_app(profile=name)) if path == bulk}
         for name in PROFILES

@@ -31,9 +31,10 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from mock_server import create_app
 from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
-from mock_server.http.documents import API_SERVER_PATH, api_document
+from mock_server.http.documents import api_document
 from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.rules import SETTABLE
+from schemas.wire import API_BASE
 
 MAX_EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "20"))
 STATEFUL_STEPS = 6
@@ -52,7 +53,7 @@ def fuzzed_server() -> Iterator[RunningServer]:
 
 
 def api_url(server: RunningServer) -> str:
-    return f"{server.base_url}{API_SERVER_PATH}"
+    return f"{server.base_url}{API_BASE}"
 
 
 def reset(server: RunningServer) -> None:

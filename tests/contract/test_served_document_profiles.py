@@ -44,9 +44,10 @@ from test_contract_schemathesis import (
 
 from mock_server import create_app
 from mock_server.core.profiles import PROFILES
-from mock_server.http.documents import BULK_PATH, LIST_PATH, SINGLE_PATH, api_document
+from mock_server.http.documents import api_document
 from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.contract import ContractValidator
+from schemas.wire import AGENT, AGENTS, BULK
 
 DOCUMENT_URI = "urn:agentstatus-twin:served"
 PADMA = "ag64oyEUb_Sk6bxVB9P5yaaa"
@@ -142,7 +143,7 @@ def request_schema(document: dict[str, Any], method: str, path: str) -> Draft202
 
 
 def bulk_methods(document: dict[str, Any]) -> list[str]:
-    return [method.upper() for method in document["paths"][BULK_PATH] if method in ("put", "post")]
+    return [method.upper() for method in document["paths"][BULK] if method in ("put", "post")]
 
 
 def query_value(schema: dict[str, Any], text: str) -> object:
@@ -162,7 +163,7 @@ def query_value(schema: dict[str, Any], text: str) -> object:
 
 
 def query_accepted(document: dict[str, Any], query: str) -> bool:
-    parameters = {p["name"]: p for p in document["paths"][LIST_PATH]["get"]["parameters"]}
+    parameters = {p["name"]: p for p in document["paths"][AGENTS]["get"]["parameters"]}
     for pair in query.split("&"):
         name, _, text = pair.partition("=")
         schema = parameters[name]["schema"]
@@ -178,7 +179,7 @@ def test_a_single_set_body_is_taken_exactly_when_the_served_schema_accepts_it(
 ) -> None:
     body, takers = SINGLE_BODIES[case]
     app, document = served(profile)
-    accepted = request_schema(document, "PUT", SINGLE_PATH).is_valid(body)
+    accepted = request_schema(document, "PUT", AGENT).is_valid(body)
     reply = flask_api(app.test_client()).put(api_path(suffix=f"/{PADMA}"), body)
     assert (accepted, reply.status) == ((True, 200) if accepted else (False, 400)), reply.text
     assert accepted == (profile in takers)
@@ -194,7 +195,7 @@ def test_a_bulk_body_is_taken_exactly_when_the_served_schema_accepts_it(
     methods = bulk_methods(document)
     assert sorted(methods) == sorted(PROFILES[profile].bulk_methods)
     for method in methods:
-        accepted = request_schema(document, method, BULK_PATH).is_valid(body)
+        accepted = request_schema(document, method, BULK).is_valid(body)
         reply = flask_api(app.test_client()).request(
             method, api_path(suffix="/bulk"), json_body=body
         )
@@ -221,7 +222,7 @@ def test_an_ignored_list_parameter_is_described_as_ignored(profile: str) -> None
     app, document = served(profile)
     api = flask_api(app.test_client())
     everyone = api.get(api_path()).json()
-    parameters = {p["name"]: p for p in document["paths"][LIST_PATH]["get"]["parameters"]}
+    parameters = {p["name"]: p for p in document["paths"][AGENTS]["get"]["parameters"]}
     for name, value in (("groupId", "300"), ("pageSize", "2"), ("pageIndex", "1")):
         ignored = api.get(f"{api_path()}?{name}={value}").json() == everyone
         assert ("Ignored in" in parameters[name]["description"]) == ignored, name
@@ -272,12 +273,12 @@ def test_a_reference_put_on_bulk_is_documented_as_the_single_set_of_agent_bulk()
     route = validator.route("PUT", "/tenants/acmecorp01/agentstatus/agents/bulk")
     assert route is not None
     assert route.operation_id == "setagentstatus"
-    assert "put" not in document["paths"][BULK_PATH]
-    single = document["paths"][SINGLE_PATH]["put"]["description"]
+    assert "put" not in document["paths"][BULK]
+    single = document["paths"][AGENT]["put"]["description"]
     assert "`.../agents/bulk` is the single set" in single
     api: Api = flask_api(app.test_client())
     bulk_body = bulk({"agent-id": PADMA, "agent-status": 3})
-    assert not request_schema(document, "PUT", SINGLE_PATH).is_valid(bulk_body)
+    assert not request_schema(document, "PUT", AGENT).is_valid(bulk_body)
     reply = api.put(api_path(suffix="/bulk"), bulk_body)
     assert (reply.status, reply.json()["detail"]) == (400, "agent-status is required.")
     assert api.put(api_path(suffix="/bulk"), {"agent-status": 3}).status == 404
@@ -336,7 +337,7 @@ def check_served(case: Case[Any], server: RunningServer, falls_through: bool) ->
     if is_positive_single_set(case):
         domain_valid(case, server)
     excluded = []
-    if falls_through and case.method == "OPTIONS" and case.operation.path == BULK_PATH:
+    if falls_through and case.method == "OPTIONS" and case.operation.path == BULK:
         excluded.append(allow_header_conformance)
     case.call_and_validate(base_url=api_url(server), excluded_checks=excluded)
 

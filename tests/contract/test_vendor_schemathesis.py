@@ -73,8 +73,8 @@ from test_contract_schemathesis import (
 
 from mock_server import create_app
 from mock_server.core.profiles import MAX_PAGE_SIZE, STATUS_CODE_FIELDS
-from mock_server.http.documents import API_SERVER_PATH
 from mock_server.serving.threaded import RunningServer, start_in_thread
+from schemas.wire import API_BASE
 
 VENDOR_DOCUMENT = Path(__file__).resolve().parents[2] / "schemas" / "official-openapi.json"
 STATEFUL_STEPS = 6
@@ -102,7 +102,7 @@ def default_server() -> Iterator[RunningServer]:
 
 
 def api_url(server: RunningServer) -> str:
-    return f"{server.base_url}{API_SERVER_PATH}"
+    return f"{server.base_url}{API_BASE}"
 
 
 def reset(server: RunningServer) -> None:
