@@ -7,7 +7,6 @@ Targets are reported as pass/fail here, never asserted by the test suite.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ import requests
 from bench.fixtures import bench_fixture, big_tenant_id
 from bench.load import Request, Result, drive, generator_name
 from bench.scale import measure_all
+from schemas.wire import API_BASE, agents_path, basic_authorization
 
 RESULTS = Path(__file__).parent / "results"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -39,7 +39,7 @@ port are several times slower (workers still starting), which made whichever end
 first look slow, e.g. the baseline GET at a third of its speed."""
 CONNECTIONS = 16
 DEMO = "acmecorp01"
-DEMO_AUTH = "Basic " + base64.b64encode(b"myclientId:nevertellanyone").decode()
+DEMO_AUTH = basic_authorization("myclientId", "nevertellanyone")
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 BIN = Path(sys.executable).parent
 MODES = {
@@ -75,18 +75,15 @@ def started(command: list[str], marker: str) -> Iterator[int]:
 
 
 def _big_auth(size: int) -> str:
-    return "Basic " + base64.b64encode(f"bench{size}user:bench{size}token".encode()).decode()
+    return basic_authorization(f"bench{size}user", f"bench{size}token")
 
 
 def emulator_requests(base: str) -> dict[str, Request]:
     json_type = {"Content-Type": "application/json"}
     demo = {"Authorization": DEMO_AUTH}
-    agents = f"{base}/api/v1/tenants/{DEMO}/agentstatus/agents"
+    agents = f"{base}{API_BASE}{agents_path(DEMO)}"
     bulk_body = {"agents": [{"agent-id": f"ag1000x{n:07d}", "agent-status": 4} for n in range(100)]}
-    big = {
-        size: f"{base}/api/v1/tenants/{big_tenant_id(size)}/agentstatus/agents"
-        for size in (1000, 10000)
-    }
+    big = {size: f"{base}{API_BASE}{agents_path(big_tenant_id(size))}" for size in (1000, 10000)}
     return {
         "list demo (20 agents)": Request("GET", agents, demo),
         "list 1,000 agents": Request("GET", big[1000], {"Authorization": _big_auth(1000)}),

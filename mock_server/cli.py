@@ -12,7 +12,6 @@ from werkzeug.serving import make_server
 from mock_server.app import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
 from mock_server.core.profiles import PROFILES
-from mock_server.http.api import basic_authorization
 from mock_server.http.context import EXTENSION
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.live.capture import add_import_command
@@ -23,6 +22,7 @@ from mock_server.serving.threaded import add_listen_options, is_loopback
 from mock_server.serving.watch import FixtureWatcher
 from mock_server.serving.workers import GunicornServer, choose_store
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
+from schemas.wire import API_BASE, agents_path, basic_authorization
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,11 +94,10 @@ def _positive(text: str) -> int:
 def start_banner(base_url: str, fixture_path: str | None, document: dict[str, object]) -> str:
     """The base URL and a curl line that works as pasted (placeholders for a custom token)."""
     tenants = document["tenants"]
-    assert isinstance(tenants, list)
-    first = tenants[0] if tenants else None
-    lines = [f"Agent Status API emulator on {base_url}/api/v1"]
+    first = tenants[0] if isinstance(tenants, list) and tenants else None
+    lines = [f"Agent Status API emulator on {base_url}{API_BASE}"]
     if first is not None:
-        url = f"{base_url}/api/v1/tenants/{first['tenant-id']}/agentstatus/agents"
+        url = f"{base_url}{API_BASE}{agents_path(first['tenant-id'])}"
         if fixture_path is None:
             header = basic_authorization(first["username"], first["token"])
             lines.append(f"Try: curl --location '{url}' --header 'Authorization: {header}'")
