@@ -262,8 +262,7 @@ class AgentStatusClient:
             try:
                 outcomes.extend(self._bulk_chunk(chunk))
             except AgentStatusError as error:
-                error.partial = BulkResult(tuple(outcomes))
-                raise
+                raise error.with_partial(BulkResult(tuple(outcomes))) from None
             if progress is not None:
                 progress(len(outcomes), len(pending))
         return BulkResult(tuple(outcomes))
@@ -331,12 +330,11 @@ class AgentStatusClient:
         while True:
             attempt += 1
             outcome, retryable, retry_after = self._attempt(
-                method, url, replay, params, body, agent_id, hints
+                attempt, method, url, replay, params, body, agent_id, hints
             )
             if isinstance(outcome, requests.Response):
                 return outcome
             error = outcome
-            error.attempts = attempt
             if not retryable or attempt >= policy.max_attempts:
                 raise error
             delay = policy.delay(attempt, retry_after)
@@ -355,6 +353,7 @@ class AgentStatusClient:
 
     def _attempt(
         self,
+        attempt: int,
         method: str,
         url: str,
         replay: Replay,
@@ -363,7 +362,8 @@ class AgentStatusClient:
         agent_id: str | None,
         hints: Mapping[int, str] | None,
     ) -> tuple[requests.Response | AgentStatusError, bool, float | None]:
-        """One request: the 2xx response, or the error, whether to retry it and Retry-After."""
+        """Attempt number ``attempt``: the 2xx response, or the error, whether to retry it and
+        Retry-After."""
         try:
             response = self._session.request(
                 method,
@@ -376,7 +376,7 @@ class AgentStatusClient:
                 allow_redirects=False,
             )
         except requests.RequestException as failure:
-            lost = _transport_error(failure, method, url)
+            lost = _transport_error(failure, method, url, attempt)
             transient = isinstance(failure, requests.Timeout | requests.ConnectionError) and not (
                 isinstance(failure, requests.exceptions.SSLError)
             )
@@ -390,7 +390,7 @@ class AgentStatusClient:
         )
         if 200 <= response.status_code < 300:
             return response, False, None
-        error = error_from_response(response, agent_id=agent_id, hints=hints)
+        error = error_from_response(response, agent_id=agent_id, hints=hints, attempts=attempt)
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         if retry_after is None and response.status_code == 503:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -410,11 +410,13 @@ def _method_refused(method: BulkMethod, status: int | None) -> bool:
     return status == 405 or (method == "PUT" and status in (400, 404))
 
 
-def _transport_error(failure: requests.RequestException, method: str, url: str) -> TransportError:
+def _transport_error(
+    failure: requests.RequestException, method: str, url: str, attempts: int
+) -> TransportError:
     """A TransportError that keeps the failure's text but not the failure (nor its request)."""
     never_sent = _never_sent(failure)
     message = f"no response from the service ({type(failure).__name__}: {failure})"
-    return TransportError(message, sent=not never_sent, method=method, url=url)
+    return TransportError(message, sent=not never_sent, method=method, url=url, attempts=attempts)
 
 
 def _never_sent(failure: requests.RequestException) -> bool:
@@ -434,6 +436,7 @@ def error_from_response(
     *,
     agent_id: str | None = None,
     hints: Mapping[int, str] | None = None,
+    attempts: int = 1,
 ) -> AgentStatusError:
     """The typed error for a non-2xx response, with the server's own explanation."""
     status = response.status_code
@@ -457,6 +460,7 @@ def error_from_response(
         "problem": problem,
         "method": response.request.method if response.request is not None else None,
         "url": response.url,
+        "attempts": attempts,
     }
     if status == 400:
         return ChangeRejectedError(message, **fields)

@@ -3,7 +3,8 @@
 The hierarchy (the only description of it; the README links here)::
 
     AgentStatusError                  base: .status, .body, .request_id, .problem, .detail,
-                                      .attempts (how many were made), .partial (bulk)
+                                      .method, .url, .attempts (how many were made),
+                                      .partial (bulk)
     ├── ConfigurationError            no base URL / platform / tenant / username / token
     ├── TransportError                no HTTP answer: refused, reset, timed out, TLS
     ├── AuthenticationError           401: wrong username or token (or a rotated token)
@@ -21,14 +22,19 @@ The hierarchy (the only description of it; the README links here)::
 Errors keep what the response said (status, body text, ``X-Request-Id``, Problem JSON) but
 never the request: a ``requests`` exception carries the prepared request, Authorization
 header included, so none is kept as an attribute and none is chained as a cause.
-A bulk call that fails part-way attaches the results of the chunks already done as
-``.partial``.
+A bulk call that fails part-way raises an error whose ``.partial`` holds the results of the
+chunks already done.
+
+Each error is complete when built (nothing is set on it afterwards), and every one survives a
+pickle round trip (pytest-xdist, multiprocessing) with all its attributes, since they are all
+plain values: the response is kept as what it said, never as the ``requests.Response``. What
+pickle never carries for any exception, the traceback and the cause, is lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 if TYPE_CHECKING:
     from client.models import BulkResult
@@ -47,6 +53,8 @@ class AgentStatusError(Exception):
         problem: Mapping[str, Any] | None = None,
         method: str | None = None,
         url: str | None = None,
+        attempts: int = 1,
+        partial: BulkResult | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -56,8 +64,28 @@ class AgentStatusError(Exception):
         self.problem = problem
         self.method = method
         self.url = url
-        self.attempts = 1
-        self.partial: BulkResult | None = None
+        self.attempts = attempts
+        self.partial = partial
+
+    def _arguments(self) -> dict[str, Any]:
+        """The keyword arguments, besides the message, that build this error again."""
+        return {
+            "status": self.status,
+            "body": self.body,
+            "request_id": self.request_id,
+            "problem": self.problem,
+            "method": self.method,
+            "url": self.url,
+            "attempts": self.attempts,
+            "partial": self.partial,
+        }
+
+    def with_partial(self, partial: BulkResult) -> Self:
+        """This error as raised by a bulk call, holding the results done before it."""
+        return _rebuild(type(self), self.message, {**self._arguments(), "partial": partial})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.message, self._arguments())
 
     @property
     def detail(self) -> str | None:
@@ -89,9 +117,12 @@ class TransportError(AgentStatusError):
     connection was never established), which decides whether a write may be repeated.
     """
 
-    def __init__(self, message: str, *, sent: bool, method: str, url: str) -> None:
-        super().__init__(message, method=method, url=url)
+    def __init__(self, message: str, *, sent: bool, **context: Any) -> None:
+        super().__init__(message, **context)
         self.sent = sent
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "sent": self.sent}
 
 
 class AuthenticationError(AgentStatusError):
@@ -113,9 +144,12 @@ class TenantForbiddenError(ForbiddenError):
 class AgentNotFoundError(AgentStatusError):
     """404: no agent with this id in the tenant."""
 
-    def __init__(self, message: str, *, agent_id: str, **response: Any) -> None:
-        super().__init__(message, **response)
+    def __init__(self, message: str, *, agent_id: str, **context: Any) -> None:
+        super().__init__(message, **context)
         self.agent_id = agent_id
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "agent_id": self.agent_id}
 
 
 class ChangeRejectedError(AgentStatusError):
@@ -137,9 +171,12 @@ class MethodNotAllowedError(AgentStatusError):
 class RateLimitedError(AgentStatusError):
     """429: too many requests; ``retry_after`` is how long the server asked to wait."""
 
-    def __init__(self, message: str, *, retry_after: float | None, **response: Any) -> None:
-        super().__init__(message, **response)
+    def __init__(self, message: str, *, retry_after: float | None, **context: Any) -> None:
+        super().__init__(message, **context)
         self.retry_after = retry_after
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "retry_after": self.retry_after}
 
 
 class ServerError(AgentStatusError):
@@ -148,3 +185,11 @@ class ServerError(AgentStatusError):
 
 class UnexpectedResponseError(AgentStatusError):
     """A status or a body outside the contract (413, 415, a 200 that is not JSON, ...)."""
+
+
+_Error = TypeVar("_Error", bound=AgentStatusError)
+
+
+def _rebuild(kind: type[_Error], message: str, arguments: dict[str, Any]) -> _Error:
+    """An error built whole from its class and arguments (for pickle and ``with_partial``)."""
+    return kind(message, **arguments)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from client.errors import TransitionNotAllowedError
 from schemas.rules import AgentStatus, transition_refusal
@@ -21,6 +21,26 @@ EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 def _no_extra() -> Mapping[str, Any]:
     return EMPTY
+
+
+class _PicklesExtra:
+    """Pickling for a result with ``extra``: pickle cannot copy the read-only view, so the
+    fields travel as a dict and the view is made again (errors carry results across processes).
+    """
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return _with_extra, (type(self), {**values, "extra": dict(values["extra"])})
+
+
+_Result = TypeVar("_Result", bound=_PicklesExtra)
+
+
+def _with_extra(kind: type[_Result], values: dict[str, Any]) -> _Result:
+    return kind(**{**values, "extra": MappingProxyType(values["extra"])})
 
 
 AGENT_ID = "agent-id"
@@ -91,7 +111,7 @@ class StatusCode:
 
 
 @dataclass(frozen=True, slots=True)
-class Agent:
+class Agent(_PicklesExtra):
     """One agent as the API shows it. ``status`` is an ``AgentStatus`` unless unknown."""
 
     agent_id: str
@@ -224,7 +244,7 @@ def _optional_int(value: object, name: str) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class ChangeOutcome:
+class ChangeOutcome(_PicklesExtra):
     """What the service said about one change; ``change_status`` None: it said nothing."""
 
     agent_id: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,8 @@ from client import (
     Agent,
     AgentStatus,
     AgentStatusClient,
+    BulkResult,
+    ChangeOutcome,
     ChangeRejectedError,
     MethodNotAllowedError,
     StatusChange,
@@ -329,3 +332,15 @@ def test_requests_carry_basic_auth_and_quote_the_agent_id() -> None:
     assert seen.path == f"/api/v1/tenants/{DEMO_TENANT}/agentstatus/agents/a%2Fb"
     assert seen.headers["Accept"] == "application/json"
     assert seen.headers["Authorization"] == basic(DEMO_USERNAME, DEMO_TOKEN)["Authorization"]
+
+
+def test_results_survive_a_pickle_round_trip_and_stay_read_only() -> None:
+    agent = Agent.from_wire({"agent-id": "agOdd", "agent-status": 42, "skills": ["chat"]})
+    outcome = ChangeOutcome.from_wire(
+        {"agent-id": "agOdd", "change-status": 400, "trace": "x1"}, StatusChange("agOdd", 3)
+    )
+    for result in (agent, outcome, BulkResult((outcome,))):
+        assert pickle.loads(pickle.dumps(result)) == result
+    copy = pickle.loads(pickle.dumps(agent))
+    with pytest.raises(TypeError):
+        copy.extra["skills"] = []  # type: ignore[index]

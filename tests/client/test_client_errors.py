@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import pickle
 import re
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 from conftest import DEMO_TENANT, DISABLED_TENANT, OTHER_TENANT
@@ -14,14 +18,18 @@ from client import (
     AgentStatusError,
     ApiNotEnabledError,
     AuthenticationError,
+    BulkResult,
+    ChangeOutcome,
     ChangeRejectedError,
     ForbiddenError,
     RateLimitedError,
     ServerError,
     StatusChange,
+    StatusCode,
     TenantForbiddenError,
     TransportError,
     UnexpectedResponseError,
+    errors,
 )
 from mock_server.serving.threaded import RunningServer
 
@@ -161,16 +169,80 @@ def test_off_contract_answers_are_unexpected_responses(reply: Canned) -> None:
     assert len(server.seen) == 1
 
 
-def test_every_error_is_an_agent_status_error() -> None:
-    for error_type in (
-        AuthenticationError,
-        ApiNotEnabledError,
-        TenantForbiddenError,
-        AgentNotFoundError,
-        ChangeRejectedError,
-        RateLimitedError,
-        ServerError,
-        TransportError,
-        UnexpectedResponseError,
+def error_classes() -> list[type[AgentStatusError]]:
+    """Every exception class ``client.errors`` defines: a new one is covered by itself."""
+    found = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == errors.__name__
+    ]
+    assert all(issubclass(kind, AgentStatusError) for kind in found)
+    return found
+
+
+SAMPLE_ARGUMENTS: dict[str, Any] = {
+    "message": "404 Not Found: The agent does not exist",
+    "status": 404,
+    "body": '{"status": 404}',
+    "request_id": "0123456789abcdef0123456789abcdef",
+    "problem": {"status": 404, "detail": "The agent does not exist"},
+    "method": "PUT",
+    "url": "https://vcc-na12.8x8.com/api/v1/tenants/t/agentstatus/agents/agX",
+    "attempts": 3,
+    "partial": BulkResult(
+        (
+            ChangeOutcome(
+                "agA",
+                200,
+                "OK",
+                change=StatusChange("agA", 3, StatusCode(801, 1725, "Lunch")),
+                extra=MappingProxyType({"trace": "x1"}),
+            ),
+        )
+    ),
+    "agent_id": "agX",
+    "retry_after": 2.5,
+    "sent": True,
+}
+"""A value for each constructor argument an error takes, by name."""
+
+
+def constructor_arguments(kind: type[AgentStatusError]) -> dict[str, Any]:
+    """Every argument the class takes, following ``**`` on to the base class's."""
+    arguments: dict[str, Any] = {}
+    for cls in kind.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]
+        for parameter in parameters:
+            if parameter.kind is not parameter.VAR_KEYWORD:
+                arguments[parameter.name] = SAMPLE_ARGUMENTS[parameter.name]
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            return arguments
+    raise AssertionError(f"{kind.__name__} passes ** to no constructor that names them")
+
+
+@pytest.mark.parametrize("kind", error_classes(), ids=lambda kind: kind.__name__)
+def test_every_error_survives_a_pickle_round_trip(kind: type[AgentStatusError]) -> None:
+    """Errors cross process boundaries (pytest-xdist, multiprocessing) whole."""
+    error = kind(**constructor_arguments(kind))
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is kind
+    assert vars(copy) == vars(error)
+    assert (str(copy), repr(copy), copy.args) == (str(error), repr(error), error.args)
+
+
+def test_errors_met_on_the_wire_survive_a_pickle_round_trip() -> None:
+    with make_client(refused_url(), retry=NO_RETRY) as api, pytest.raises(TransportError) as lost:
+        api.list_agents()
+    reply = Canned(429, {"status": 429, "detail": "slow down"}, {"Retry-After": "17"})
+    with (
+        scripted(reply) as server,
+        make_client(server.api_url, retry=NO_RETRY) as api,
+        pytest.raises(RateLimitedError) as limited,
     ):
-        assert issubclass(error_type, AgentStatusError)
+        api.list_agents()
+    for error in (lost.value, limited.value):
+        assert vars(pickle.loads(pickle.dumps(error))) == vars(error)
