@@ -46,6 +46,7 @@ from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_LIST_ID,
     AgentStatus,
     transition_refusal,
+    unknown_status_refusal,
 )
 
 BULK_FIELD = "agents"
@@ -128,10 +129,7 @@ def parse_status_change(
         number = _integer(raw_status, f"{prefix}agent-status")
         status = STATUS_BY_NUMBER.get(number)
         if status is None:
-            raise InvalidRequest(
-                f"{prefix}agent-status {number} is not a known status; statuses are 0-11 "
-                "and only 1, 3, 4 and 5 can be set."
-            )
+            raise InvalidRequest(f"{prefix}{unknown_status_refusal(number)}")
         if not status.settable:
             raise InvalidRequest(f"{prefix}{transition_refusal(status, status)}")
 
