@@ -11,22 +11,30 @@ the import-linter contract in ``pyproject.toml``, fail otherwise), from the top:
 - ``http`` — the wire: views, authentication, Problem rendering, control plane, documents;
 - ``core`` — the state and the rules applied to it, with no Flask.
 
-``create_app`` is imported lazily, so that importing a lower layer does not load the others.
+The public names are ``create_app`` and, for tests without a server, ``emulate`` and
+``emulated`` (``mock_server.harness.inprocess``); they are imported lazily, so that importing a
+lower layer does not load the others.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mock_server.app import create_app
+    from mock_server.harness.inprocess import emulate, emulated
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "emulate", "emulated"]
+_HOMES = {
+    "create_app": "mock_server.app",
+    "emulate": "mock_server.harness.inprocess",
+    "emulated": "mock_server.harness.inprocess",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from mock_server.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'mock_server' has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mock_server' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
