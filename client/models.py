@@ -14,7 +14,12 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from client.errors import TransitionNotAllowedError
-from schemas.rules import AgentStatus, transition_refusal
+from schemas.rules import (
+    AgentStatus,
+    transition_refusal,
+    unknown_status_name,
+    unlisted_status_refusal,
+)
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -84,8 +89,7 @@ def parse_status(text: str | int) -> int:
     try:
         return AgentStatus[word.upper().replace("-", "_")].value
     except KeyError:
-        names = ", ".join(status.name for status in AgentStatus)
-        raise ValueError(f"unknown status {word!r}; use a number 0-11 or one of {names}") from None
+        raise ValueError(unknown_status_name(word)) from None
 
 
 def _split(
@@ -312,10 +316,7 @@ def check_transition(agent: Agent | int, target: int) -> None:
     """
     current = agent.status if isinstance(agent, Agent) else agent
     if not isinstance(status_of(current), AgentStatus):
-        raise TransitionNotAllowedError(
-            f"The agent's status {current} is not in the rule table; the API allows changes "
-            "only from 3 ON_BREAK, 4 WAIT_TRANSACT and 5 WORK_OFFLINE."
-        )
+        raise TransitionNotAllowedError(unlisted_status_refusal(current))
     refusal = transition_refusal(current, target)
     if refusal is not None:
         raise TransitionNotAllowedError(refusal)
