@@ -4,8 +4,8 @@ The rules (``mock_server.core.backend``) run over a ``StateStore`` and never kno
 ``MemoryStore`` (one process, the default) or ``SQLiteStore`` (``mock_server.core.sqlite_store``:
 a file shared by every worker, kept across restarts). A store only keeps and finds; it decides
 nothing. Every access happens inside a transaction: ``reading()`` sees one consistent state,
-``writing()`` excludes every other writer (threads and processes) until it ends, and a writer
-that raises leaves nothing behind, because the rules refuse before they change anything.
+``writing()`` excludes every other writer (threads and processes) until it ends, and is all or
+nothing: a writer that raises leaves nothing behind, whatever it changed before raising.
 
 ``revision()`` is read without a transaction, so that a cache of the state costs one lookup
 per request: it changes once every write transaction has committed (``Revision.tenants`` only
@@ -16,7 +16,7 @@ transaction opened after ``revision()`` returned is at least as new as that revi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple, Protocol
 
@@ -80,7 +80,8 @@ class StateStore(Protocol):
 
     def reading(self) -> AbstractContextManager[StateReader]: ...
 
-    def writing(self) -> AbstractContextManager[StateWriter]: ...
+    def writing(self) -> AbstractContextManager[StateWriter]:
+        """The one writer; when its block raises, every change it made is undone."""
 
     def close(self) -> None: ...
 
@@ -89,7 +90,9 @@ class MemoryStore:
     """The state in this process's memory, behind one re-entrant lock.
 
     Agents are replaced, never changed in place, so a reader may keep what it read. The
-    fixture is kept as JSON bytes: a fraction of the memory of the parsed document.
+    fixture is kept as JSON bytes: a fraction of the memory of the parsed document. A write
+    transaction logs how to undo each change as it makes it (for a status change, putting the
+    previous agent back), and a writer that raises has the log run backwards.
     """
 
     name = "memory"
@@ -102,6 +105,7 @@ class MemoryStore:
         self._by_username: dict[str, list[str]] = {}
         self._revision = Revision(0, 0)
         self._tenants_changed = False
+        self._undo: list[Callable[[], None]] = []
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
@@ -113,10 +117,16 @@ class MemoryStore:
         with self._lock:
             try:
                 yield self
-            finally:
-                # Bumped even when the writer raises: nothing is rolled back here.
+            except BaseException:
+                while self._undo:
+                    self._undo.pop()()
+                raise
+            else:
+                # Only a committed write moves the revision, as in SQLiteStore.
                 state, tenants = self._revision
                 self._revision = Revision(state + 1, tenants + self._tenants_changed)
+            finally:
+                self._undo.clear()
                 self._tenants_changed = False
 
     def close(self) -> None:
@@ -145,16 +155,22 @@ class MemoryStore:
         return list(self._agents.get(tenant_id, {}).values())
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
+        self._remember_tenants()
         self._fixture = fixture
         self._tenants_changed = True
         self._tenants, self._agents, self._by_username = {}, {}, {}
         for built in tenants:
-            self.save_tenant(built.tenant, built.agents)
+            self._put_tenant(built.tenant, built.agents)
 
     def set_fixture(self, fixture: bytes) -> None:
+        self._remember_tenants()
         self._fixture = fixture
 
     def save_tenant(self, tenant: Tenant, agents: Iterable[Agent] | None = None) -> None:
+        self._remember_tenants()
+        self._put_tenant(tenant, agents)
+
+    def _put_tenant(self, tenant: Tenant, agents: Iterable[Agent] | None) -> None:
         self._tenants_changed = True
         previous = self._tenants.get(tenant.tenant_id)
         if previous is not None:
@@ -165,6 +181,7 @@ class MemoryStore:
             self._agents[tenant.tenant_id] = {agent.agent_id: agent for agent in agents or ()}
 
     def delete_tenant(self, tenant_id: str) -> None:
+        self._remember_tenants()
         tenant = self._tenants.pop(tenant_id, None)
         self._tenants_changed = True
         if tenant is not None:
@@ -172,10 +189,47 @@ class MemoryStore:
             del self._agents[tenant_id]
 
     def save_agent(self, tenant_id: str, agent: Agent) -> None:
-        self._agents[tenant_id][agent.agent_id] = agent
+        agents = self._agents[tenant_id]
+        previous = agents.get(agent.agent_id)
+
+        def undo() -> None:
+            if previous is None:  # it was new, so last in order: removing it restores the order
+                del agents[agent.agent_id]
+            else:  # it replaced one in its place
+                agents[agent.agent_id] = previous
+
+        self._undo.append(undo)
+        agents[agent.agent_id] = agent
 
     def delete_agent(self, tenant_id: str, agent_id: str) -> None:
-        self._agents[tenant_id].pop(agent_id, None)
+        agents = self._agents[tenant_id]
+        if agent_id not in agents:
+            return
+        before = dict(agents)  # a copy to restore in place: the agent's position with it
+
+        def undo() -> None:
+            agents.clear()
+            agents.update(before)
+
+        self._undo.append(undo)
+        del agents[agent_id]
+
+    def _remember_tenants(self) -> None:
+        """Log how to restore the tenants, their agent maps and the fixture as they are now.
+
+        Shallow copies: an agent map changed later in the transaction has its own undo entries,
+        which run first."""
+        saved = (
+            self._fixture,
+            dict(self._tenants),
+            dict(self._agents),
+            {username: list(owners) for username, owners in self._by_username.items()},
+        )
+
+        def undo() -> None:
+            self._fixture, self._tenants, self._agents, self._by_username = saved
+
+        self._undo.append(undo)
 
     def _unindex(self, tenant: Tenant) -> None:
         owners = self._by_username[tenant.username]

@@ -1,0 +1,93 @@
+"""The two state stores keep the same promises: a write transaction is all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_TENANT, OTHER_TENANT
+
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.entities import Agent, FixtureTenant
+from mock_server.core.fixtures import load_fixture
+from mock_server.core.sqlite_store import SQLiteStore
+from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
+
+BOB = "agAQDqmvKiRbG4ekigNSmbbb"
+Snapshot = tuple[object, ...]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    """A store seeded with the demo fixture."""
+    chosen: StateStore = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite")
+    )
+    AgentStatusBackend(load_fixture(), store=chosen)
+    yield chosen
+    chosen.close()
+
+
+def snapshot(state: StateReader) -> Snapshot:
+    """Everything a reader can see, in order."""
+    tenants = [state.tenant(tenant_id) for tenant_id in state.tenant_ids()]
+    return (
+        state.fixture(),
+        state.tenant_ids(),
+        tenants,
+        [state.tenants_by_username(tenant.username) for tenant in tenants if tenant is not None],
+        [state.agents(tenant_id) for tenant_id in state.tenant_ids()],
+    )
+
+
+def agent_writes(state: StateWriter) -> None:
+    bob = state.agent(DEMO_TENANT, BOB)
+    assert bob is not None
+    state.save_agent(DEMO_TENANT, replace(bob, status=5))
+    state.save_agent(DEMO_TENANT, Agent("agBrandNew", 100, 4))
+    first = state.agents(DEMO_TENANT)[0]
+    state.delete_agent(DEMO_TENANT, first.agent_id)
+    state.save_agent(DEMO_TENANT, first)  # back, but last in order
+
+
+def tenant_writes(state: StateWriter) -> None:
+    tenant = state.tenant(DEMO_TENANT)
+    other = state.tenant(OTHER_TENANT)
+    assert tenant is not None and other is not None
+    state.save_tenant(replace(tenant, api_enabled=False, username="someone-else"))
+    state.save_agent(DEMO_TENANT, Agent("agBrandNew", 100, 4))
+    state.save_tenant(replace(other, tenant_id="brand-new"), [Agent("agX", 100, 3)])
+    state.delete_tenant(OTHER_TENANT)
+    state.set_fixture(b'{"tenants": []}')
+
+
+def everything_replaced(state: StateWriter) -> None:
+    tenant = state.tenant(DEMO_TENANT)
+    assert tenant is not None
+    state.replace_all([FixtureTenant(tenant, [Agent("agOnly", 100, 3)])], b'{"tenants": []}')
+    state.save_agent(DEMO_TENANT, Agent("agBrandNew", 100, 4))
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [agent_writes, tenant_writes, everything_replaced],
+    ids=["agents", "tenants", "replace all"],
+)
+def test_a_write_transaction_that_raises_leaves_nothing_behind(
+    store: StateStore, writes: Callable[[StateWriter], None]
+) -> None:
+    with store.reading() as state:
+        before = snapshot(state)
+    revision = store.revision()
+    with pytest.raises(RuntimeError, match="half-way"), store.writing() as state:
+        writes(state)
+        raise RuntimeError("half-way")
+    with store.reading() as state:
+        assert snapshot(state) == before
+    assert store.revision() == revision
+    with store.writing() as state:  # and the store takes the next write as usual
+        writes(state)
+    with store.reading() as state:
+        assert snapshot(state) != before
