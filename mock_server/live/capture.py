@@ -24,19 +24,12 @@ import requests
 import yaml
 
 from mock_server.core.fixtures import FixtureError, build_tenants
-from schemas import load_schema
+from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, TOKEN_ENV, api_url
 from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
+from schemas.wire import UnknownPlatform, agents_path, integral
 
 TOKEN_PLACEHOLDER = "REPLACE-WITH-THE-ACTION-TOKEN"
 UNGROUPED = 0
-ENV = {
-    "base_url": "AGENTSTATUS_BASE_URL",
-    "platform": "AGENTSTATUS_PLATFORM",
-    "tenant": "AGENTSTATUS_TENANT",
-    "username": "AGENTSTATUS_USERNAME",
-}
-TOKEN_ENV = "AGENTSTATUS_TOKEN"
-TIMEOUT_SECONDS = 30.0
 AGENT_FIELDS = (
     "agent-id",
     "name",
@@ -46,6 +39,8 @@ AGENT_FIELDS = (
     "status-code-item-id",
     "status-code-item-short-code",
 )
+NUMBER_FIELDS = frozenset({"agent-status", "status-code-list-id", "status-code-item-id"})
+"""Typed ``number`` by the reference: a live tenant may write 3 as 3.0; the fixture holds 3."""
 SUB_STATUSES = ("none", "stopnew")
 YAML_HEADER = """\
 # Captured from a live tenant by `agentstatus-mock import --from-live` (GET requests only).
@@ -85,8 +80,9 @@ def read_agents(
     body = _get(session, url, query)
     agents: list[dict[str, Any]] = list(body["data"])
     page = body.get("page")
-    if isinstance(page, dict) and isinstance(page.get("totalPages"), int):
-        for index in range(1, page["totalPages"]):
+    pages = integral(page.get("totalPages")) if isinstance(page, dict) else None
+    if pages is not None:
+        for index in range(1, pages):
             more = _get(session, url, {**query, "pageIndex": str(index)})
             agents.extend(more["data"])
     return agents
@@ -100,7 +96,7 @@ def capture_tenant(
     group_ids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """A fixture document of one tenant, as far as the live API shows it."""
-    url = f"{api_url.rstrip('/')}/tenants/{tenant}/agentstatus/agents"
+    url = api_url.rstrip("/") + agents_path(tenant)
     with requests.Session() as session:
         session.auth = (username, token)
         agents = read_agents(session, url)
@@ -123,7 +119,7 @@ def build_document(
     group_lists: dict[int, list[int]] = {group_id: [] for group_id in group_ids}
     captured = []
     for agent in agents:
-        entry = {name: agent[name] for name in AGENT_FIELDS if name in agent}
+        entry = {name: _read(name, agent[name]) for name in AGENT_FIELDS if name in agent}
         if entry.get("agent-sub-status") not in (None, *SUB_STATUSES):
             entry.pop("agent-sub-status")
         group_id = membership.get(str(agent.get("agent-id")), UNGROUPED)
@@ -171,25 +167,20 @@ def build_document(
     return document
 
 
+def _read(name: str, value: Any) -> Any:
+    """A field as the fixture keeps it: a number with no fraction as an int."""
+    if name in NUMBER_FIELDS:
+        number = integral(value)
+        return value if number is None else number
+    return value
+
+
 def write_fixture(document: Mapping[str, Any], path: Path) -> None:
     if path.suffix == ".json":
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return
     text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True)
     path.write_text(YAML_HEADER + text, encoding="utf-8")
-
-
-def api_url(args: argparse.Namespace) -> str:
-    """The API root from --base-url, or from --platform through the platform list."""
-    if args.base_url:
-        return str(args.base_url)
-    platforms: dict[str, str] = load_schema("platforms.json")["platforms"]
-    try:
-        return platforms[str(args.platform).upper()]
-    except KeyError:
-        raise CaptureError(
-            f"unknown platform '{args.platform}'; known: {', '.join(platforms)}"
-        ) from None
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -211,7 +202,7 @@ def run_import(args: argparse.Namespace) -> int:
         document = capture_tenant(
             api_url(args), args.tenant, args.username, token, tuple(args.group_id)
         )
-    except (CaptureError, FixtureError) as error:
+    except (CaptureError, FixtureError, UnknownPlatform) as error:
         detail = error.detail if isinstance(error, FixtureError) else str(error)
         print(f"agentstatus-mock import: {detail}", file=sys.stderr)
         return 1

@@ -28,8 +28,7 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from mock_server.http.api import API_ROOT, problem_response
-from mock_server.live.capture import ENV, TIMEOUT_SECONDS, CaptureError, api_url
+from mock_server.http.api import problem_response
 from mock_server.live.recording import (
     RecordingWriter,
     masked,
@@ -37,8 +36,10 @@ from mock_server.live.recording import (
     scrub,
     secrets_of,
 )
+from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, api_url
 from mock_server.serving.threaded import add_listen_options, is_loopback
 from mock_server.testdouble.journal import header_value
+from schemas.wire import API_ROOT, UnknownPlatform
 
 HOP_BY_HOP = frozenset(
     {
@@ -189,7 +190,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     try:
         upstream = upstream_root(api_url(args))
         app = create_proxy_app(upstream, Path(args.record))
-    except (CaptureError, UpstreamError, OSError) as error:
+    except (UnknownPlatform, UpstreamError, OSError) as error:
         print(f"agentstatus-mock proxy: {error}", file=sys.stderr)
         return 2
     server = make_server(args.host, args.port, app, threaded=True)

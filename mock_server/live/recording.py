@@ -32,7 +32,7 @@ from typing import Any
 from mock_server.core.errors import AuthenticationFailed
 from mock_server.core.profiles import DEFAULT, PROFILES
 from mock_server.http.api import basic_credentials
-from mock_server.http.documents import api_document
+from mock_server.http.profile_document import profile_document
 from mock_server.testdouble.journal import MASK, header_value, masked_headers
 from schemas.contract import ContractValidator, is_json_media_type, media_type_of
 from schemas.documents import VENDOR_DOCUMENT, bundle
@@ -189,7 +189,7 @@ class RecordingContract:
         self.profile = profile
         self.vendor = ContractValidator(bundle(VENDOR_DOCUMENT))
         self.promises = {
-            name: ContractValidator(api_document(chosen)) for name, chosen in PROFILES.items()
+            name: ContractValidator(profile_document(chosen)) for name, chosen in PROFILES.items()
         }
 
     @staticmethod

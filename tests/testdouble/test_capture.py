@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask, request
 
 from mock_server import create_app
 from mock_server.cli import main
@@ -38,6 +40,14 @@ def live_agents(server: RunningServer) -> list[dict[str, object]]:
     return agents
 
 
+def capture(live: RunningServer, output: Path, *options: str) -> int:
+    """``import --from-live`` of ``live``'s API into ``output``: the exit status."""
+    api = f"{live.base_url}/api/v1"
+    return main(
+        ["import", "--from-live", "--base-url", api, *LIVE_ARGS, *options, "--output", str(output)]
+    )
+
+
 @pytest.mark.usefixtures("token")
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_capture_writes_a_fixture_that_serves_the_same_agents(
@@ -47,23 +57,7 @@ def test_capture_writes_a_fixture_that_serves_the_same_agents(
     suffix: str,
 ) -> None:
     output = tmp_path / f"captured{suffix}"
-    api = f"{live_tenant.base_url}/api/v1"
-    groups = ["--group-id", "100", "--group-id", "200"]
-    assert (
-        main(
-            [
-                "import",
-                "--from-live",
-                "--base-url",
-                api,
-                *LIVE_ARGS,
-                *groups,
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
+    assert capture(live_tenant, output, "--group-id", "100", "--group-id", "200") == 0
     assert "placeholder" in capsys.readouterr().out
     text = output.read_text(encoding="utf-8")
     assert TOKEN not in text
@@ -91,18 +85,7 @@ def test_capture_writes_a_fixture_that_serves_the_same_agents(
 
 def test_capture_reads_only(live_tenant: RunningServer, tmp_path: Path, token: None) -> None:
     before = live_agents(live_tenant)
-    api = f"{live_tenant.base_url}/api/v1"
-    main(
-        [
-            "import",
-            "--from-live",
-            "--base-url",
-            api,
-            *LIVE_ARGS,
-            "--output",
-            str(tmp_path / "f.yaml"),
-        ]
-    )
+    capture(live_tenant, tmp_path / "f.yaml")
     assert live_agents(live_tenant) == before
 
 
@@ -126,12 +109,61 @@ def test_refused_credentials_are_reported_without_the_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AGENTSTATUS_TOKEN", "wrong-secret-token")
-    api = f"{live_tenant.base_url}/api/v1"
     output = tmp_path / "f.yaml"
-    assert (
-        main(["import", "--from-live", "--base-url", api, *LIVE_ARGS, "--output", str(output)]) == 1
-    )
+    assert capture(live_tenant, output) == 1
     error = capsys.readouterr().err
     assert "401" in error
     assert "wrong-secret-token" not in error
+    assert not output.exists()
+
+
+def zero_fraction_tenant() -> Flask:
+    """A live tenant writing every number with a zero fraction (``3.0``), as the reference's
+    ``number`` allows, and answering in two pages of one agent."""
+    pages = [
+        {
+            "agent-id": "agBreakBreakBreakBreak00",
+            "name": "On Break",
+            "agent-status": 3.0,
+            "status-code-list-id": 801.0,
+            "status-code-item-id": 1722.0,
+            "status-code-item-short-code": "Meet",
+        },
+        {"agent-id": "agReadyReadyReadyReady00", "name": "Ready", "agent-status": 4.0},
+    ]
+    app = Flask(__name__)
+
+    @app.get("/api/v1/tenants/acmecorp01/agentstatus/agents")
+    def agents() -> dict[str, object]:
+        index = int(request.args.get("pageIndex", "0"))
+        page = {"pageSize": 1.0, "totalElements": 2.0, "totalPages": 2.0, "pageIndex": index}
+        return {"data": [pages[index]], "page": page}
+
+    return app
+
+
+@pytest.mark.usefixtures("token")
+def test_numbers_with_a_zero_fraction_are_read_as_integers(tmp_path: Path) -> None:
+    output = tmp_path / "captured.json"
+    with start_in_thread(zero_fraction_tenant()) as live:
+        assert capture(live, output) == 0
+    [tenant] = json.loads(output.read_text(encoding="utf-8"))["tenants"]
+    statuses = {agent["agent-id"]: agent["agent-status"] for agent in tenant["agents"]}
+    assert statuses == {"agBreakBreakBreakBreak00": 3, "agReadyReadyReadyReady00": 4}
+    assert all(isinstance(status, int) for status in statuses.values())
+    assert tenant["status-code-lists"] == [
+        {"id": 801, "items": [{"id": 1722, "short-code": "Meet"}]}
+    ]
+
+
+@pytest.mark.usefixtures("token")
+def test_an_unknown_platform_is_named_with_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "f.yaml"
+    code = main(["import", "--from-live", "--platform", "XX9", *LIVE_ARGS, "--output", str(output)])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "unknown platform 'XX9'" in error
+    assert "NA12" in error
     assert not output.exists()
