@@ -94,6 +94,10 @@ def lines(recording: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in recording.read_text(encoding="utf-8").splitlines()]
 
 
+def rewrite(recording: Path, exchanges: list[dict[str, Any]]) -> None:
+    recording.write_text("".join(json.dumps(entry) + "\n" for entry in exchanges), encoding="utf-8")
+
+
 def diff(recording: Path, *options: str) -> tuple[int, dict[str, Any]]:
     """``agentstatus-mock diff --json``: the exit status and the report."""
     output = io.StringIO()
@@ -251,7 +255,7 @@ def test_a_hand_edited_status_is_reported(
     record_a_session(proxy, session)
     edited = lines(recording)
     edited[0]["status"] = 503
-    recording.write_text("".join(json.dumps(entry) + "\n" for entry in edited), encoding="utf-8")
+    rewrite(recording, edited)
     status, report = diff(recording)
     assert status == 1
     assert report["summary"]["differing"] == 1
@@ -275,13 +279,30 @@ def test_live_tenants_and_agents_are_mapped_onto_the_fixture(
     assert diff(recording, "--agent-map", f"{live_bob}={BUSY}")[0] == 1
 
 
+def test_a_live_status_written_with_a_zero_fraction_maps_by_that_status(recording: Path) -> None:
+    """The reference types ``agent-status`` as a number: 3.0 is status 3 (on break)."""
+    live = "agLiveBreakLiveBreak0000"
+    on_break = "agcI08WoHmiXWnhREl-Asie_"
+    body = {"agent-id": live, "name": "Live Breaker", "agent-status": 3.0}
+    read = {
+        "method": "GET",
+        "path": api_path(suffix=f"/{live}"),
+        "query": "",
+        "request": {"headers": {"Authorization": "Basic ***"}, "body": None, "json": False},
+        "response": {"headers": {"Content-Type": "application/json"}, "body": body, "json": True},
+        "status": 200,
+    }
+    rewrite(recording, [read])
+    assert diff(recording)[1]["agent-map"] == {live: on_break}
+
+
 def test_reasons_differing_only_after_normalisation_are_informational(
     proxy: RunningServer, session: requests.Session, recording: Path
 ) -> None:
     record_a_session(proxy, session)
     edited = lines(recording)
     edited[6]["response"]["body"]["detail"] = "Live wording for this refusal."
-    recording.write_text("".join(json.dumps(entry) + "\n" for entry in edited), encoding="utf-8")
+    rewrite(recording, edited)
     status, report = diff(recording)
     assert status == 0
     assert report["summary"]["informational-only"] == 1
@@ -304,7 +325,7 @@ def test_the_recording_conforms_to_the_contract_until_edited(
     assert "10 exchanges checked against the vendor contract" in capsys.readouterr().out
     edited = lines(recording)
     edited[1]["response"]["body"]["agent-status"] = "4"
-    recording.write_text("".join(json.dumps(entry) + "\n" for entry in edited), encoding="utf-8")
+    rewrite(recording, edited)
     assert main(["validate-recording", str(recording)]) == 1
     *violations, summary = capsys.readouterr().out.splitlines()
     assert violations
