@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 
 import requests
 
-from mock_server.http.control import ADMIN_HEADER
+from mock_server.core.profiles import STATUS_CODE_FIELDS
+from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
+from schemas.wire import API_BASE, BULK, agents_path, segment
 
 TIMEOUT_SECONDS = 10.0
 StatusCodes = tuple[int | None, int | None, str | None]
@@ -32,8 +34,15 @@ class SentChange(NamedTuple):
     codes: StatusCodes | None = None
 
 
+def tenant_path(tenant: str, *rest: str) -> str:
+    """``/tenants/{tenant}/...`` below the control plane's root, each id one escaped segment."""
+    return "".join(f"/{segment(part)}" for part in ("tenants", tenant, *rest))
+
+
 class ControlPlane:
-    """Calls to ``/__admin/`` that either succeed or raise with the emulator's own reason."""
+    """Calls to ``/__admin/`` that either succeed or raise with the emulator's own reason.
+
+    The one client of the control plane: the harness's handle and the contract kit use it."""
 
     def __init__(self, base_url: str, admin_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -48,9 +57,10 @@ class ControlPlane:
         body: object = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
+        """``path`` below the control plane's root, its ids already escaped (``tenant_path``)."""
         response = self.session.request(
             method,
-            f"{self.base_url}/__admin{path}",
+            f"{self.base_url}{ADMIN_ROOT}{path}",
             json=body,
             params=params,
             timeout=TIMEOUT_SECONDS,
@@ -60,7 +70,9 @@ class ControlPlane:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise ControlPlaneError(f"{method} /__admin{path} -> {response.status_code}: {detail}")
+            raise ControlPlaneError(
+                f"{method} {ADMIN_ROOT}{path} -> {response.status_code}: {detail}"
+            )
         return response.json() if response.content else None
 
     def close(self) -> None:
@@ -166,8 +178,9 @@ class Faults:
                 self._owned.remove(fault_id)
 
 
-class Journal:
-    """The emulator's request journal, read through the control plane, for one tenant."""
+class JournalView:
+    """One tenant's entries of the emulator's request journal, read through the control plane
+    (the journal itself lives in the server: ``mock_server.testdouble.journal``)."""
 
     def __init__(self, control: ControlPlane, tenant: str) -> None:
         self._control = control
@@ -211,11 +224,8 @@ class Journal:
 
 
 def _codes(body: Mapping[str, Any]) -> StatusCodes | None:
-    codes = (
-        body.get("status-code-list-id"),
-        body.get("status-code-item-id"),
-        body.get("status-code-item-short-code"),
-    )
+    list_id, item_id, short_code = STATUS_CODE_FIELDS
+    codes = (body.get(list_id), body.get(item_id), body.get(short_code))
     return None if codes == (None, None, None) else codes
 
 
@@ -231,9 +241,15 @@ def sent_changes(
         if entry["agent"] is not None and entry["method"] == "PUT":
             if not accepted_only or entry["status"] == 200:
                 changes.append(SentChange(entry["agent"], body.get("agent-status"), _codes(body)))
-        elif str(entry["path"]).endswith("/agents/bulk"):
+        elif _is_bulk(entry):
             changes.extend(_bulk_changes(entry, body, accepted_only))
     return changes
+
+
+def _is_bulk(entry: Mapping[str, Any]) -> bool:
+    """A request on the tenant's bulk path (as served, under any API version)."""
+    tenant = entry.get("tenant")
+    return tenant is not None and str(entry["path"]).endswith(BULK.format(tenantId=tenant))
 
 
 def _bulk_changes(
@@ -277,19 +293,20 @@ class Emulator:
         self.tenant = tenant
         self.username = username
         self.token = token
+        self._start_token = token  # a fixture tenant's reset gives this token back
         self._document = None if document is None else dict(document)
         self.control = ControlPlane(self.base_url, admin_token)
         self.faults = Faults(self.control, tenant)
-        self.journal = Journal(self.control, tenant)
+        self.journal = JournalView(self.control, tenant)
 
     @property
     def api_url(self) -> str:
         """The API root, as a client's base URL (``…/api/v1``)."""
-        return f"{self.base_url}/api/v1"
+        return self.base_url + API_BASE
 
     @property
     def agents_url(self) -> str:
-        return f"{self.api_url}/tenants/{self.tenant}/agentstatus/agents"
+        return self.api_url + agents_path(self.tenant)
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -303,7 +320,7 @@ class Emulator:
 
     def state(self) -> dict[str, Any]:
         """The tenant as the control plane shows it (fixture format, no token)."""
-        state: dict[str, Any] = self.control.call("GET", f"/tenants/{self.tenant}")
+        state: dict[str, Any] = self.control.call("GET", tenant_path(self.tenant))
         return state
 
     def agent(self, agent_id: str) -> dict[str, Any]:
@@ -315,27 +332,28 @@ class Emulator:
         document = {"agent-status": status, "group-id": group_id}
         document.update({name.replace("_", "-"): value for name, value in fields.items()})
         agent: dict[str, Any] = self.control.call(
-            "PUT", f"/tenants/{self.tenant}/agents/{agent_id}", document
+            "PUT", tenant_path(self.tenant, "agents", agent_id), document
         )
         return agent
 
     def delete_agent(self, agent_id: str) -> None:
-        self.control.call("DELETE", f"/tenants/{self.tenant}/agents/{agent_id}")
+        self.control.call("DELETE", tenant_path(self.tenant, "agents", agent_id))
 
     def set_api_enabled(self, enabled: bool) -> None:
-        self.control.call("PATCH", f"/tenants/{self.tenant}", {"api-enabled": enabled})
+        self.control.call("PATCH", tenant_path(self.tenant), {"api-enabled": enabled})
 
     def rotate_token(self) -> str:
         """A new action token; the handle switches to it, the old one stops working."""
-        self.token = self.control.call("POST", f"/tenants/{self.tenant}/token")["token"]
+        self.token = self.control.call("POST", tenant_path(self.tenant, "token"))["token"]
         return self.token
 
     def reset(self) -> None:
         """This tenant back to its starting document, its faults and journal cleared."""
         if self._document is None:
-            self.control.call("POST", f"/tenants/{self.tenant}/reset")
+            self.control.call("POST", tenant_path(self.tenant, "reset"))
+            self.token = self._start_token
         else:
-            self.control.call("PUT", f"/tenants/{self.tenant}", self._document)
+            self.control.call("PUT", tenant_path(self.tenant), self._document)
             self.token = self._document["token"]
         self.faults.clear()
         self.journal.clear()
@@ -345,7 +363,7 @@ class Emulator:
         self.faults.clear()
         self.journal.clear()
         if self._document is not None:
-            self.control.call("DELETE", f"/tenants/{self.tenant}")
+            self.control.call("DELETE", tenant_path(self.tenant))
         self.control.close()
 
     @classmethod
@@ -361,5 +379,5 @@ class Emulator:
             admin_token=admin_token,
             document=document,
         )
-        handle.control.call("PUT", f"/tenants/{handle.tenant}", dict(document))
+        handle.control.call("PUT", tenant_path(handle.tenant), dict(document))
         return handle
