@@ -3,21 +3,23 @@
 A response that breaks the contract is a bug in the emulator or in the document, and either
 must be loud: ``create_app`` turns it into a 500 Problem JSON naming the violation. The test
 suite runs every app this way, so any test that provokes such a response fails.
+``answer_violations`` is the one way an answer is put to a ``ContractValidator``: the contract
+kit judges every answer of its targets with it too.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
 from flask import Response, current_app, request
 
 from mock_server.core.profiles import Profile
-from mock_server.http.api import API_ROOT
 from mock_server.http.documents import admin_document, api_document
-from schemas.contract import ContractValidator
-from schemas.wire import API_BASE
+from schemas.contract import ContractValidator, Operation
+from schemas.wire import API_BASE, API_ROOT
 
 EXTENSION = "agentstatus.contract"
 _CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -35,9 +37,26 @@ def openapi_path(rule: str) -> str:
     return _CONVERTER.sub(camel, rule)
 
 
+def answer_violations(
+    validator: ContractValidator,
+    operation: Operation | None,
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> list[str]:
+    """How one answer (``operation`` None: no route took the request) breaks the validator's
+    document, its media type read from its ``Content-Type`` header in any letter case."""
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    return validator.violations(operation, status, body, content_type=content_type, headers=headers)
+
+
 @dataclass(frozen=True)
 class ResponseContract:
-    """The compiled validators of both documents, built once per app."""
+    """The emulator's own responses held to the two documents it serves (the API's, narrowed
+    to its profile, and the control plane's): their validators, compiled once per app.
+
+    It routes by the Flask rule that answered, so a route the document lacks is itself a
+    violation; the contract kit, seeing only paths, routes as the document does instead."""
 
     api: ContractValidator
     admin: ContractValidator
@@ -59,12 +78,8 @@ class ResponseContract:
         operation = None if template is None else validator.operation(method, template)
         if template is not None and operation is None:
             return [f"{method} {template} is routed but not in the document"]
-        return validator.violations(
-            operation,
-            response.status_code,
-            response.get_data(),
-            content_type=response.content_type,
-            headers=dict(response.headers),
+        return answer_violations(
+            validator, operation, response.status_code, response.get_data(), dict(response.headers)
         )
 
 
