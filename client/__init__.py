@@ -14,7 +14,9 @@ The statuses and transition rules are ``schemas.rules``, re-exported here, never
 The error hierarchy is described in ``client.errors``, the retry policy in ``client.retry``.
 """
 
-from client.api import AgentStatusClient, TokenAuth, platform_url, platforms
+from client.api import AgentStatusClient
+from client.auth import TokenAuth
+from client.config import platform_url
 from client.errors import (
     AgentNotFoundError,
     AgentStatusError,
@@ -42,6 +44,7 @@ from client.models import (
 )
 from client.retry import NO_RETRY, RetryPolicy
 from schemas.rules import SETTABLE, AgentStatus, can_transition, transition_refusal
+from schemas.wire import platforms
 
 __all__ = [
     "NO_RETRY",

@@ -18,16 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from client.api import (
-    BULK_LIMIT,
-    DEFAULT_TIMEOUT,
-    ENV_BASE_URL,
-    ENV_PLATFORM,
-    ENV_TENANT,
-    ENV_TOKEN,
-    ENV_USERNAME,
-    AgentStatusClient,
-)
+from client.api import DEFAULT_TIMEOUT, AgentStatusClient
+from client.bulk import BULK_LIMIT
+from client.config import ENV_BASE_URL, ENV_PLATFORM, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
 from client.errors import AgentStatusError, ChangeRejectedError, ConfigurationError
 from client.models import (
     AGENT_ID,

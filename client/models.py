@@ -20,6 +20,7 @@ from schemas.rules import (
     unknown_status_name,
     unlisted_status_refusal,
 )
+from schemas.wire import integral
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -60,11 +61,6 @@ REASON = "reason"
 MESSAGE = "message"
 
 
-def is_int(value: object) -> bool:
-    """A JSON integer: booleans are ints in Python but not in JSON."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def status_of(number: int) -> AgentStatus | int:
     """The named status, or the bare number when the service sends one the table lacks."""
     try:
@@ -81,8 +77,9 @@ def status_label(status: int) -> str:
 
 def parse_status(text: str | int) -> int:
     """A status from a number or a name (``3``, ``"ON_BREAK"``, ``"on-break"``)."""
-    if is_int(text):
-        return int(text)
+    number = integral(text)
+    if number is not None:
+        return number
     word = str(text).strip()
     if word.lstrip("-").isdigit():
         return int(word)
@@ -95,13 +92,19 @@ def parse_status(text: str | int) -> int:
 def _split(
     data: Mapping[str, Any], expected: Mapping[str, type]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Known fields of the right type, and everything else (for ``extra``)."""
+    """Known fields of the right type (an integral number as an int), and everything else
+    (for ``extra``)."""
     known: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in data.items():
         kind = expected.get(key)
-        fits = kind is not None and (is_int(value) if kind is int else isinstance(value, kind))
-        (known if fits else extra)[key] = value
+        number = integral(value) if kind is int else None
+        if number is not None:
+            known[key] = number
+        elif kind is not None and kind is not int and isinstance(value, kind):
+            known[key] = value
+        else:
+            extra[key] = value
     return known, extra
 
 
@@ -240,8 +243,9 @@ def _optional_int(value: object, name: str) -> int | None:
     value = _blank_to_none(value)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    number = integral(value)
+    if number is not None:
+        return number
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     raise ValueError(f"{name} must be an integer, got {value!r}")

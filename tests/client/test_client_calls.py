@@ -344,3 +344,47 @@ def test_results_survive_a_pickle_round_trip_and_stay_read_only() -> None:
     copy = pickle.loads(pickle.dumps(agent))
     with pytest.raises(TypeError):
         copy.extra["skills"] = []  # type: ignore[index]
+
+
+def test_a_page_object_in_integral_floats_is_followed() -> None:
+    """The reference types the page numbers ``number``: 1.0 is read as 1, as the API does."""
+    first = {
+        "data": [{"agent-id": "agA", "agent-status": 4}],
+        "page": {"pageIndex": 0.0, "totalPages": 2.0, "pageSize": 1.0},
+    }
+    last = {
+        "data": [{"agent-id": "agB", "agent-status": 3}],
+        "page": {"pageIndex": 1, "totalPages": 2, "pageSize": 1},
+    }
+    with (
+        scripted(Canned(body=first), Canned(body=last)) as server,
+        make_client(server.api_url) as api,
+    ):
+        agents = api.list_agents()
+    assert [agent.agent_id for agent in agents] == ["agA", "agB"]
+    assert server.seen[1].path.endswith("/agents?pageIndex=1&pageSize=1")
+
+
+def test_integral_floats_are_read_as_integers() -> None:
+    agent = Agent.from_wire(
+        {"agent-id": "agA", "agent-status": 3.0, "status-code-list-id": 801.0, "name": True}
+    )
+    assert (agent.status, agent.status_code_list_id) == (AgentStatus.ON_BREAK, 801)
+    assert dict(agent.extra) == {"name": True}
+    not_integral = Agent.from_wire(
+        {"agent-id": "agA", "agent-status": 4, "status-code-item-id": 1.5}
+    )
+    assert dict(not_integral.extra) == {"status-code-item-id": 1.5}
+    change = StatusChange.from_wire(
+        {
+            "agent-id": "agA",
+            "agent-status": 3.0,
+            "status-code-list-id": 801.0,
+            "status-code-item-id": 1725,
+        }
+    )
+    assert change == StatusChange("agA", 3, StatusCode(801, 1725))
+    with pytest.raises(ValueError, match="status-code-list-id"):
+        StatusChange.from_wire(
+            {"agent-id": "agA", "status-code-list-id": True, "status-code-item-id": 1}
+        )
