@@ -8,43 +8,25 @@ shell history and in every process listing. The token comes from ``--token-file`
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
-import io
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
 from client.api import DEFAULT_TIMEOUT, AgentStatusClient
 from client.bulk import BULK_LIMIT
+from client.bulk_file import CSV_COLUMNS, BulkFileError, read_changes
 from client.config import ENV_BASE_URL, ENV_PLATFORM, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
-from client.errors import AgentStatusError, ChangeRejectedError, ConfigurationError
-from client.models import (
-    AGENT_ID,
-    AGENT_STATUS,
-    ITEM_ID,
-    LIST_ID,
-    SHORT_CODE,
-    Agent,
-    BulkResult,
-    ChangeOutcome,
-    StatusChange,
-    StatusCode,
-    parse_status,
-    status_label,
-)
+from client.display import ProgressBar, show_agents, show_bulk, show_error, show_set
+from client.errors import AgentStatusError, ConfigurationError
+from client.models import StatusCode, parse_status
 from client.retry import RetryPolicy
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
-
-CSV_COLUMNS = (AGENT_ID, AGENT_STATUS, LIST_ID, ITEM_ID, SHORT_CODE)
-PROGRESS_WIDTH = 30
 
 EPILOG = f"""\
 connection settings (options win over the environment):
@@ -257,16 +239,16 @@ def _run(api: AgentStatusClient, args: argparse.Namespace) -> int:
     as_json: bool = args.json
     try:
         if args.command == "list":
-            _show_agents(api.list_agents(args.group), as_json)
+            show_agents(api.list_agents(args.group), as_json)
         elif args.command == "get":
-            _show_agents([api.get_agent(args.agent)], as_json, single=True)
+            show_agents([api.get_agent(args.agent)], as_json, single=True)
         elif args.command == "set":
             outcome = api.set_agent_status(args.agent, args.status, _status_code(args))
-            _show_set(outcome, as_json)
+            show_set(outcome, as_json)
         else:
             return _bulk(api, args)
     except AgentStatusError as error:
-        _show_error(error, as_json)
+        show_error(error, as_json)
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -282,7 +264,10 @@ def _status_code(args: argparse.Namespace) -> StatusCode | None:
 
 
 def _bulk(api: AgentStatusClient, args: argparse.Namespace) -> int:
-    changes = read_changes(args.file)
+    try:
+        changes = read_changes(args.file)
+    except BulkFileError as problem:
+        raise UsageError(str(problem)) from None
     show_bar = args.progress == "always" or (
         args.progress == "auto" and sys.stderr.isatty() and len(changes) > BULK_LIMIT
     )
@@ -293,163 +278,12 @@ def _bulk(api: AgentStatusClient, args: argparse.Namespace) -> int:
         if bar is not None:
             bar.finish()
         if error.partial is not None and len(error.partial):
-            _show_bulk(error.partial, args.json, to=sys.stderr if args.json else sys.stdout)
-        _show_error(error, args.json)
+            show_bulk(error.partial, args.json, to=sys.stderr if args.json else sys.stdout)
+        show_error(error, args.json)
         return EXIT_FAILURE
     if bar is not None:
         bar.finish()
-    _show_bulk(result, args.json)
+    show_bulk(result, args.json)
     if result.ok:
         return EXIT_OK
     return EXIT_PARTIAL if result.succeeded else EXIT_FAILURE
-
-
-def read_changes(name: str) -> list[StatusChange]:
-    """The changes of a bulk file: CSV with the wire names as header, or JSON."""
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except OSError as problem:
-        raise UsageError(f"cannot read {name}: {problem.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{name} is not UTF-8 text") from None
-    if text.lstrip().startswith(("[", "{")):
-        return _json_changes(name, text)
-    return _csv_changes(name, text)
-
-
-def _json_changes(name: str, text: str) -> list[StatusChange]:
-    try:
-        document = json.loads(text)
-    except ValueError as problem:
-        raise UsageError(f"{name} is not valid JSON: {problem}") from None
-    entries = document.get("agents") if isinstance(document, dict) else document
-    if not isinstance(entries, list):
-        raise UsageError(f'{name}: expected a list of entries or {{"agents": [...]}}')
-    changes = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise UsageError(f"{name}: entry {index} is not an object")
-        changes.append(_change(entry, f"{name}: entry {index}"))
-    return changes
-
-
-def _csv_changes(name: str, text: str) -> list[StatusChange]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = [column.strip() for column in reader.fieldnames or []]
-    unknown = [column for column in header if column not in CSV_COLUMNS]
-    if AGENT_ID not in header or unknown:
-        raise UsageError(f"{name}: the CSV header must name columns of {','.join(CSV_COLUMNS)}")
-    reader.fieldnames = header
-    changes = []
-    for row in reader:
-        if None in row:
-            raise UsageError(f"{name}: line {reader.line_num} has more cells than the header")
-        changes.append(_change(row, f"{name}: line {reader.line_num}"))
-    return changes
-
-
-def _change(entry: Mapping[str, Any], where: str) -> StatusChange:
-    try:
-        return StatusChange.from_wire(entry)
-    except ValueError as problem:
-        raise UsageError(f"{where}: {problem}") from None
-
-
-class ProgressBar:
-    """``[#####.....] 120/250 agents`` on one line of stderr, redrawn after each chunk."""
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self.stream = stream
-        self.total = total
-        self(0, total)
-
-    def __call__(self, done: int, total: int) -> None:
-        filled = PROGRESS_WIDTH * done // total if total else PROGRESS_WIDTH
-        bar = "#" * filled + "." * (PROGRESS_WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {done}/{total} agents")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, trailing blanks trimmed."""
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
-    ]
-    return "\n".join(lines)
-
-
-def _show_agents(agents: Sequence[Agent], as_json: bool, *, single: bool = False) -> None:
-    if as_json:
-        document: object = agents[0].to_wire() if single else [a.to_wire() for a in agents]
-        print(json.dumps(document, indent=2))
-        return
-    rows = [
-        [
-            agent.agent_id,
-            agent.status_label,
-            agent.name or "",
-            _code_text(agent),
-            agent.sub_status or "",
-        ]
-        for agent in agents
-    ]
-    print(table(["AGENT ID", "STATUS", "NAME", "STATUS CODE", "SUB-STATUS"], rows))
-
-
-def _code_text(agent: Agent) -> str:
-    code = agent.status_code
-    if code is None:
-        return ""
-    return f"{code.list_id}/{code.item_id}" + (f" {code.short_code}" if code.short_code else "")
-
-
-def _show_set(outcome: ChangeOutcome, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(outcome.to_wire(), indent=2))
-        return
-    target = outcome.change.status if outcome.change is not None else None
-    label = status_label(target) if target is not None else "its status"
-    said = ": ".join(part for part in (outcome.reason, outcome.message) if part)
-    print(f"{outcome.agent_id} set to {label}" + (f" ({said})" if said else ""))
-
-
-def _show_bulk(result: BulkResult, as_json: bool, *, to: TextIO | None = None) -> None:
-    stream = to or sys.stdout
-    if as_json:
-        document = {
-            "ok": result.ok,
-            "succeeded": len(result.succeeded),
-            "failed": len(result.failed),
-            "results": [entry.to_wire() for entry in result],
-        }
-        print(json.dumps(document, indent=2), file=stream)
-        return
-    rows = [
-        [entry.agent_id, str(entry.change_status or "-"), entry.reason or ""] for entry in result
-    ]
-    print(table(["AGENT ID", "RESULT", "REASON"], rows), file=stream)
-    print(
-        f"{len(result)} changes: {len(result.succeeded)} succeeded, {len(result.failed)} failed",
-        file=stream,
-    )
-
-
-def _show_error(error: AgentStatusError, as_json: bool) -> None:
-    if as_json:
-        document = {
-            "error": {
-                "type": type(error).__name__,
-                "status": error.status,
-                "message": str(error),
-                "request-id": error.request_id,
-            }
-        }
-        print(json.dumps(document, indent=2))
-    what = "refused" if isinstance(error, ChangeRejectedError) else "error"
-    print(f"agentstatus: {what}: {error}", file=sys.stderr)
