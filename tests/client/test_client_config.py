@@ -9,6 +9,7 @@ from support_client import Canned, make_client, scripted
 
 from client import AgentStatusClient, ConfigurationError, platform_url, platforms
 from mock_server.serving.threaded import RunningServer
+from schemas import load_schema
 
 ENV = {
     "AGENTSTATUS_BASE_URL": "https://vcc-na12.8x8.com/api/v1/",
@@ -121,3 +122,9 @@ def test_an_injected_session_is_used_but_left_as_it_was() -> None:
     assert (sent["Accept"], sent["X-Caller"]) == ("application/json", "yes")
     assert sent["User-Agent"].startswith("agentstatus-twin-client/")
     session.close()
+
+
+def test_bulk_chunks_are_the_contracts_max_items_by_default() -> None:
+    limit = load_schema("bulk-request.schema.json")["properties"]["agents"]["maxItems"]
+    with make_client("https://vcc-na12.8x8.com/api/v1") as api:
+        assert api.bulk_chunk_size == limit
