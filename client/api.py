@@ -37,10 +37,10 @@ from client.errors import AgentStatusError, ConfigurationError, RateLimitedError
 from client.models import Agent, BulkResult, ChangeOutcome, StatusChange, StatusCode
 from client.responses import (
     REQUEST_ID_HEADER,
-    agent,
     agent_page,
     error_from_response,
     json_object,
+    read_agent,
     transport_error,
     unexpected,
 )
@@ -170,7 +170,7 @@ class AgentStatusClient:
         response = self._send(
             "GET", self._agent_url(agent_id), replay=Replay.SAFE, agent_id=agent_id
         )
-        return agent(response, json_object(response))
+        return read_agent(response, json_object(response))
 
     def set_agent_status(
         self, agent_id: str, status: int, status_code: StatusCode | None = None

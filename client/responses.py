@@ -126,7 +126,7 @@ def json_object(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def agent(response: requests.Response, data: object) -> Agent:
+def read_agent(response: requests.Response, data: object) -> Agent:
     """One agent of an answer; one the client cannot read makes the answer unexpected."""
     try:
         return Agent.from_wire(data)
@@ -140,7 +140,7 @@ def agent_page(response: requests.Response) -> tuple[list[Agent], dict[str, str]
     data = body.get("data")
     if not isinstance(data, list):
         raise unexpected(response, "the agent list has no 'data' array")
-    return [agent(response, item) for item in data], _next_page(body.get("page"))
+    return [read_agent(response, item) for item in data], _next_page(body.get("page"))
 
 
 def _next_page(page: object) -> dict[str, str] | None:
