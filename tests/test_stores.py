@@ -1,11 +1,14 @@
-"""The two state stores keep the same promises: a write transaction is all or nothing."""
+"""The two state stores keep the same promises: a write transaction is all or nothing, and
+what a transaction reads is a value no reader can change."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import DEMO_TENANT, OTHER_TENANT
 
@@ -91,3 +94,30 @@ def test_a_write_transaction_that_raises_leaves_nothing_behind(
         writes(state)
     with store.reading() as state:
         assert snapshot(state) != before
+
+
+def test_values_read_from_a_store_cannot_change_what_it_holds(store: StateStore) -> None:
+    """Agents and tenants are shared values (a store's own objects, a decoded-settings cache):
+    a reader that tries to change one changes nothing anyone reads next."""
+
+    def shown() -> bytes:
+        with store.reading() as state:
+            tenant = state.tenant(DEMO_TENANT)
+            assert tenant is not None
+            return orjson.dumps(tenant.to_state(state.agents(DEMO_TENANT)))
+
+    before = shown()
+    with store.reading() as state:
+        tenant, bob = state.tenant(DEMO_TENANT), state.agent(DEMO_TENANT, BOB)
+        assert tenant is not None and bob is not None
+        attempts: list[Callable[[], object]] = [
+            lambda: setattr(bob, "status", 9),
+            lambda: setattr(tenant, "api_enabled", False),
+            lambda: tenant.status_code_lists[801].items.__setitem__(1722, "Changed"),  # type: ignore[attr-defined]
+            lambda: tenant.status_code_lists[801].descriptions.clear(),  # type: ignore[attr-defined]
+            lambda: tenant.groups.pop(100),  # type: ignore[attr-defined]
+        ]
+    for attempt in attempts:
+        with contextlib.suppress(TypeError, AttributeError):  # FrozenInstanceError is one
+            attempt()
+    assert shown() == before

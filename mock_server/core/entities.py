@@ -1,22 +1,27 @@
-"""The entities of an emulator's state: plain data, no behaviour beyond how they are shown."""
+"""The entities of an emulator's state: plain data, no behaviour beyond how they are shown.
+
+They are values: frozen, their maps read-only (``MappingProxyType``), so a reader, a store and
+a cache can share one object and none of them can change what the others see.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class StatusCodeList:
     id: int
     name: str | None
-    items: dict[int, str]
+    items: Mapping[int, str]
     """item id -> short code"""
-    descriptions: dict[int, str] = field(default_factory=dict)
+    descriptions: Mapping[int, str]
+    """item id -> description, for the items that have one"""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     id: int
     name: str | None
@@ -27,7 +32,7 @@ class Group:
         return f"{self.id} ({self.name})" if self.name else str(self.id)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Agent:
     agent_id: str
     group_id: int
@@ -58,7 +63,7 @@ class Agent:
         return {**self.to_api(), "group-id": self.group_id}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Tenant:
     """A tenant's settings. Its agents live beside it in the store, so that one agent can be
     read or written without loading the rest (a tenant may hold 50,000)."""
@@ -67,8 +72,8 @@ class Tenant:
     username: str
     token: str
     api_enabled: bool
-    status_code_lists: dict[int, StatusCodeList]
-    groups: dict[int, Group]
+    status_code_lists: Mapping[int, StatusCodeList]
+    groups: Mapping[int, Group]
 
     def to_state(self, agents: Iterable[Agent]) -> dict[str, Any]:
         """The tenant in the fixture format, without its token (secrets stay out of reads)."""
@@ -107,9 +112,9 @@ class Tenant:
         }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class FixtureTenant:
     """A tenant with its agents in fixture order: what a fixture seeds a store with."""
 
     tenant: Tenant
-    agents: list[Agent]
+    agents: tuple[Agent, ...]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -127,50 +128,59 @@ def _build_tenant(raw: Mapping[str, Any], where: str) -> FixtureTenant:
                 f"{where}.agents[{index}].agent-id: '{agent.agent_id}' is defined twice."
             )
         agents[agent.agent_id] = agent
-    return FixtureTenant(tenant, list(agents.values()))
+    return FixtureTenant(tenant, tuple(agents.values()))
 
 
 def build_settings(raw: Mapping[str, Any], where: str = "$") -> Tenant:
     """A tenant's settings (credentials, status-code lists, groups), without its agents."""
-    tenant = Tenant(
-        tenant_id=raw["tenant-id"],
-        username=raw["username"],
-        token=raw["token"],
-        api_enabled=raw.get("api-enabled", True),
-        status_code_lists={},
-        groups={},
-    )
+    lists: dict[int, StatusCodeList] = {}
     for index, raw_list in enumerate(raw.get("status-code-lists", [])):
         list_where = f"{where}.status-code-lists[{index}]"
-        if raw_list["id"] in tenant.status_code_lists:
+        if raw_list["id"] in lists:
             raise FixtureError(
                 f"{list_where}.id: status-code list {raw_list['id']} is defined twice."
             )
-        code_list = StatusCodeList(id=raw_list["id"], name=raw_list.get("name"), items={})
-        for item_index, item in enumerate(raw_list["items"]):
-            if item["id"] in code_list.items:
-                raise FixtureError(
-                    f"{list_where}.items[{item_index}].id: item {item['id']} is defined twice."
-                )
-            code_list.items[item["id"]] = item["short-code"]
-            if "description" in item:
-                code_list.descriptions[item["id"]] = item["description"]
-        tenant.status_code_lists[code_list.id] = code_list
+        lists[raw_list["id"]] = _build_code_list(raw_list, list_where)
+    groups: dict[int, Group] = {}
     for index, raw_group in enumerate(raw.get("groups", [])):
         group_where = f"{where}.groups[{index}]"
-        if raw_group["id"] in tenant.groups:
+        if raw_group["id"] in groups:
             raise FixtureError(f"{group_where}.id: group {raw_group['id']} is defined twice.")
-        lists = tuple(raw_group.get("status-code-lists", []))
-        for list_index, list_id in enumerate(lists):
-            if list_id not in tenant.status_code_lists:
+        assigned = tuple(raw_group.get("status-code-lists", []))
+        for list_index, list_id in enumerate(assigned):
+            if list_id not in lists:
                 raise FixtureError(
                     f"{group_where}.status-code-lists[{list_index}]: status-code list {list_id} "
                     "is not defined in this tenant."
                 )
-        tenant.groups[raw_group["id"]] = Group(
-            id=raw_group["id"], name=raw_group.get("name"), status_code_lists=lists
+        groups[raw_group["id"]] = Group(
+            id=raw_group["id"], name=raw_group.get("name"), status_code_lists=assigned
         )
-    return tenant
+    return Tenant(
+        tenant_id=raw["tenant-id"],
+        username=raw["username"],
+        token=raw["token"],
+        api_enabled=raw.get("api-enabled", True),
+        status_code_lists=MappingProxyType(lists),
+        groups=MappingProxyType(groups),
+    )
+
+
+def _build_code_list(raw: Mapping[str, Any], where: str) -> StatusCodeList:
+    items: dict[int, str] = {}
+    descriptions: dict[int, str] = {}
+    for index, item in enumerate(raw["items"]):
+        if item["id"] in items:
+            raise FixtureError(f"{where}.items[{index}].id: item {item['id']} is defined twice.")
+        items[item["id"]] = item["short-code"]
+        if "description" in item:
+            descriptions[item["id"]] = item["description"]
+    return StatusCodeList(
+        id=raw["id"],
+        name=raw.get("name"),
+        items=MappingProxyType(items),
+        descriptions=MappingProxyType(descriptions),
+    )
 
 
 def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False) -> Agent:
@@ -183,7 +193,7 @@ def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False
         raise FixtureError(
             f"{where}.group-id: group {raw['group-id']} is not defined in this tenant."
         )
-    agent = Agent(
+    return Agent(
         agent_id=raw["agent-id"],
         group_id=group.id,
         status=raw["agent-status"],
@@ -191,34 +201,35 @@ def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False
         sub_status=raw.get("agent-sub-status"),
         list_id=raw.get("status-code-list-id"),
         item_id=raw.get("status-code-item-id"),
-        short_code=raw.get("status-code-item-short-code"),
+        short_code=_short_code(raw, tenant, group, where),
     )
-    if agent.list_id is None:
-        return agent
-    if (agent.list_id, agent.item_id) == (
-        LOGGED_OUT_STATUS_CODE_LIST_ID,
-        LOGGED_OUT_STATUS_CODE_ITEM_ID,
-    ):
-        if agent.short_code is not None:
+
+
+def _short_code(raw: Mapping[str, Any], tenant: Tenant, group: Group, where: str) -> str | None:
+    """The agent's short code: its item's, once its list, item and short code are consistent."""
+    list_id = raw.get("status-code-list-id")
+    item_id = raw.get("status-code-item-id")
+    short_code: str | None = raw.get("status-code-item-short-code")
+    if list_id is None:
+        return short_code
+    if (list_id, item_id) == (LOGGED_OUT_STATUS_CODE_LIST_ID, LOGGED_OUT_STATUS_CODE_ITEM_ID):
+        if short_code is not None:
             raise FixtureError(
                 f"{where}.status-code-item-short-code: the pair -1/1 has no short code."
             )
-        return agent
-    if agent.list_id not in group.status_code_lists:
+        return None
+    if list_id not in group.status_code_lists:
         raise FixtureError(
-            f"{where}.status-code-list-id: list {agent.list_id} is not assigned "
-            f"to group {group.label}."
+            f"{where}.status-code-list-id: list {list_id} is not assigned to group {group.label}."
         )
-    expected = tenant.status_code_lists[agent.list_id].items.get(agent.item_id or 0)
+    expected = tenant.status_code_lists[list_id].items.get(item_id or 0)
     if expected is None:
         raise FixtureError(
-            f"{where}.status-code-item-id: item {agent.item_id} is not in "
-            f"status-code list {agent.list_id}."
+            f"{where}.status-code-item-id: item {item_id} is not in status-code list {list_id}."
         )
-    if agent.short_code is not None and agent.short_code != expected:
+    if short_code is not None and short_code != expected:
         raise FixtureError(
-            f"{where}.status-code-item-short-code: '{agent.short_code}' is not the short code of "
-            f"item {agent.item_id} (it is '{expected}')."
+            f"{where}.status-code-item-short-code: '{short_code}' is not the short code of "
+            f"item {item_id} (it is '{expected}')."
         )
-    agent.short_code = expected
-    return agent
+    return expected

@@ -30,7 +30,7 @@ import sqlite3
 import struct
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -359,9 +359,11 @@ def _tenant(tenant_id: str, username: str, token: str, enabled: int, settings: b
 
 
 @lru_cache(maxsize=256)
-def _decode_settings(settings: bytes) -> tuple[dict[int, StatusCodeList], dict[int, Group]]:
-    """Status-code lists and groups, decoded once per distinct value: tenants are values, so
-    the decoded objects are shared, never changed."""
+def _decode_settings(
+    settings: bytes,
+) -> tuple[Mapping[int, StatusCodeList], Mapping[int, Group]]:
+    """Status-code lists and groups, decoded once per distinct value and shared by every tenant
+    read with it: read-only maps of frozen values, so no reader can change them for the next."""
     raw = {"tenant-id": "-", "username": "-", "token": "-", **orjson.loads(settings)}
     tenant = build_settings(raw)
     return tenant.status_code_lists, tenant.groups
