@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+CACHED_ENTRIES = 50_000
+"""At most this many values (agent bodies, lists, usernames) per cache and revision."""
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
 

@@ -10,10 +10,11 @@ import hmac
 
 from flask import Blueprint, Response, request
 
-from mock_server.core.errors import AdminForbidden, InvalidRequest
+from mock_server.core.errors import AdminForbidden
 from mock_server.http.api import json_response
 from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
+from mock_server.http.parsing import agent_document, api_enabled, tenant_document
 
 admin = Blueprint("admin", __name__, url_prefix=ADMIN_ROOT)
 
@@ -46,21 +47,14 @@ def get_tenant(tenant_id: str) -> Response:
 
 @admin.put("/tenants/<tenant_id>")
 def put_tenant(tenant_id: str) -> Response:
-    body = read_json_body()
-    if not isinstance(body, dict):
-        raise InvalidRequest(
-            "The request body must be a JSON object in the fixture's tenant format."
-        )
-    created = backend_of().put_tenant(tenant_id, body)
+    created = backend_of().put_tenant(tenant_id, tenant_document(read_json_body(), tenant_id))
     return json_response(backend_of().tenant_state(tenant_id), status=201 if created else 200)
 
 
 @admin.patch("/tenants/<tenant_id>")
 def patch_tenant(tenant_id: str) -> Response:
-    body = read_json_body()
-    if not isinstance(body, dict) or set(body) != {"api-enabled"}:
-        raise InvalidRequest('The body must be {"api-enabled": true} or {"api-enabled": false}.')
-    return json_response(backend_of().set_api_enabled(tenant_id, body["api-enabled"]))
+    enabled = api_enabled(read_json_body())
+    return json_response(backend_of().set_api_enabled(tenant_id, enabled))
 
 
 @admin.delete("/tenants/<tenant_id>")
@@ -82,7 +76,8 @@ def rotate_token(tenant_id: str) -> Response:
 
 @admin.put("/tenants/<tenant_id>/agents/<agent_id>")
 def put_agent(tenant_id: str, agent_id: str) -> Response:
-    agent, created = backend_of().put_agent(tenant_id, agent_id, read_json_body())
+    document = agent_document(read_json_body(), agent_id)
+    agent, created = backend_of().put_agent(tenant_id, agent_id, document)
     return json_response(agent, status=201 if created else 200)
 
 

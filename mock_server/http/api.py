@@ -1,7 +1,10 @@
-"""The four Agent Status API operations: each view is one backend call and its rendering.
+"""The four Agent Status API operations: each view parses its request (``http.parsing``),
+makes one backend call and renders the typed answer as JSON.
 
 Authentication runs once, in the blueprint's ``before_request``, before any view.
-View names are the vendor's operation ids; the views hold their backend.
+View names are the vendor's operation ids; the views hold their backend, and the rendered
+lists and agents, kept per backend revision: a repeated read is a dict lookup, and any write
+moves the revision, so nothing is served stale.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
-from mock_server.core.backend import AgentStatusBackend, BulkOutcome
+from mock_server.core.backend import AgentPage, AgentStatusBackend, BulkOutcome
+from mock_server.core.caches import CACHED_ENTRIES, RevisionCache
 from mock_server.core.errors import ApiNotEnabled, AuthenticationFailed
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.context import read_json_body
+from mock_server.http.parsing import bulk_changes, page_request, single_change
 from mock_server.http.request_ids import REQUEST_ID_HEADER, new_request_id
 
 API_ROOT = "/api/"
@@ -103,10 +108,17 @@ def basic_credentials(header: str | None) -> tuple[str, str]:
     return username, token
 
 
-def basic_authorization(username: str, token: str) -> str:
-    """The ``Authorization`` value ``basic_credentials`` reads back as (username, token)."""
-    encoded = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    return f"Basic {encoded}"
+def agents_json(listed: AgentPage) -> bytes:
+    """The list's body: ``data``, and ``page`` (the reference's PageResult) when paged."""
+    body: dict[str, Any] = {"data": [agent.to_api() for agent in listed.agents]}
+    if listed.page is not None:
+        body["page"] = {
+            "pageSize": listed.page.size,
+            "totalElements": listed.page.total_elements,
+            "totalPages": listed.page.total_pages,
+            "pageIndex": listed.page.index,
+        }
+    return orjson.dumps(body)
 
 
 class AgentStatusViews:
@@ -114,6 +126,10 @@ class AgentStatusViews:
 
     def __init__(self, backend: AgentStatusBackend) -> None:
         self.backend = backend
+        self._lists: RevisionCache[str, bytes] = RevisionCache(CACHED_ENTRIES)
+        """Whole agent lists (no group, no page) as JSON, per tenant."""
+        self._agents: RevisionCache[tuple[str, str], bytes] = RevisionCache(CACHED_ENTRIES)
+        """Single agents as JSON, per (tenant, agent)."""
 
     def authorize(self) -> None:
         """Runs before every view: a request that fails it reaches none."""
@@ -122,26 +138,47 @@ class AgentStatusViews:
         self.backend.authorize(tenant_id, username, token)
 
     def getagentsstatus(self, tenant_id: str) -> Response:
-        args = request.args
-        body = self.backend.list_agents_json(
-            tenant_id,
-            group_id=args.get("groupId"),
-            page_size=args.get("pageSize"),
-            page_index=args.get("pageIndex"),
+        """The query parameters read are the profile's: the others are ignored, as unknown."""
+        profile, args = self.backend.profile, request.args
+        group_id = args.get("groupId") if profile.group_filter else None
+        page = (
+            page_request(args.get("pageSize"), args.get("pageIndex"))
+            if profile.pagination
+            else None
         )
-        return Response(body, mimetype=JSON_MIMETYPE)
+        if group_id is None and page is None:
+            return Response(self._whole_list(tenant_id), mimetype=JSON_MIMETYPE)
+        listed = self.backend.list_agents(
+            tenant_id, None if group_id is None else group_id.strip(), page
+        )
+        return Response(agents_json(listed), mimetype=JSON_MIMETYPE)
+
+    def _whole_list(self, tenant_id: str) -> bytes:
+        revision = self.backend.revision()
+        rendered = self._lists.get(revision, tenant_id)
+        if rendered is None:
+            rendered = agents_json(self.backend.list_agents(tenant_id))
+            self._lists.put(revision, tenant_id, rendered)
+        return rendered
 
     def getagentstatus(self, tenant_id: str, agent_id: str) -> Response:
-        return Response(self.backend.get_agent_json(tenant_id, agent_id), mimetype=JSON_MIMETYPE)
+        revision = self.backend.revision()
+        rendered = self._agents.get(revision, (tenant_id, agent_id))
+        if rendered is None:
+            rendered = orjson.dumps(self.backend.get_agent(tenant_id, agent_id).to_api())
+            self._agents.put(revision, (tenant_id, agent_id), rendered)
+        return Response(rendered, mimetype=JSON_MIMETYPE)
 
     def setagentstatus(self, tenant_id: str, agent_id: str) -> Response:
-        self.backend.set_agent_status(tenant_id, agent_id, read_json_body())
+        change = single_change(read_json_body(), self.backend.profile)
+        self.backend.set_agent_status(tenant_id, agent_id, change)
         if self.backend.profile.single_success_body:
             return Response(SUCCESS_JSON, mimetype=JSON_MIMETYPE)
         return empty_response()
 
     def setagentsstatuses(self, tenant_id: str) -> Response:
-        outcomes = self.backend.set_agents_statuses(tenant_id, read_json_body())
+        changes = bulk_changes(read_json_body(), self.backend.profile)
+        outcomes = self.backend.set_agents_statuses(tenant_id, changes)
         with_message = self.backend.profile.bulk_result_message
         body = {"data": [_bulk_result(outcome, with_message) for outcome in outcomes]}
         return json_response(body, status=207)

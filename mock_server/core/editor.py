@@ -1,0 +1,127 @@
+"""The control plane's edits of the state: what a test or a script does that the API cannot.
+
+Fixtures loaded and reset, tenants and agents put (from fixture-format documents, validated
+against the fixture schema here) and deleted, the API switched on or off, a token rotated.
+``AgentStatusBackend`` (``mock_server.core.backend``) is this plus the API's rules; both work
+through one ``StateStore``, and every write runs in one of its transactions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from mock_server.core.entities import Agent, Tenant
+from mock_server.core.errors import AgentNotFound, TenantNotFound
+from mock_server.core.fixtures import build_agent, build_tenants
+from mock_server.core.store import MemoryStore, StateReader, StateStore
+
+
+class StateEditor:
+    """One emulator's state in a store, and the control plane's edits of it."""
+
+    def __init__(self, fixture: Mapping[str, Any], store: StateStore | None = None) -> None:
+        """Seed ``store`` from ``fixture`` unless it already holds a state (a restart).
+
+        Either way ``fixture`` becomes what a reset restores.
+        """
+        self._store: StateStore = MemoryStore() if store is None else store
+        encoded = orjson.dumps(fixture)
+        with self._store.writing() as state:
+            if state.fixture() is None:
+                state.replace_all(build_tenants(fixture).values(), encoded)
+            else:
+                state.set_fixture(encoded)
+
+    def reset(self, tenant_id: str | None = None) -> None:
+        """Back to the loaded fixture: every tenant, or just one (scoped reset)."""
+        with self._store.writing() as state:
+            fixture = state.fixture() or b'{"tenants": []}'
+            fresh = build_tenants(orjson.loads(fixture))
+            if tenant_id is None:
+                state.replace_all(fresh.values(), fixture)
+            elif tenant_id in fresh:
+                state.save_tenant(fresh[tenant_id].tenant, fresh[tenant_id].agents)
+            elif state.tenant(tenant_id) is not None:
+                state.delete_tenant(tenant_id)
+            else:
+                raise TenantNotFound(tenant_id)
+
+    def load(self, fixture: Mapping[str, Any]) -> None:
+        """Replace the fixture (and so the state) wholesale, as a hot reload does."""
+        fresh = build_tenants(fixture)
+        with self._store.writing() as state:
+            state.replace_all(fresh.values(), orjson.dumps(fixture))
+
+    def put_tenant(self, tenant_id: str, document: Mapping[str, Any]) -> bool:
+        """Create or replace one tenant from a fixture-format tenant; True when created."""
+        built = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
+        with self._store.writing() as state:
+            created = state.tenant(tenant_id) is None
+            state.save_tenant(built.tenant, built.agents)
+        return created
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        with self._store.writing() as state:
+            tenant_of(state, tenant_id)
+            state.delete_tenant(tenant_id)
+
+    def tenant_ids(self) -> list[str]:
+        with self._store.reading() as state:
+            return state.tenant_ids()
+
+    def tenant_state(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant and its agents in the fixture format, without its token."""
+        with self._store.reading() as state:
+            return tenant_of(state, tenant_id).to_state(state.agents(tenant_id))
+
+    def set_api_enabled(self, tenant_id: str, enabled: bool) -> dict[str, Any]:
+        with self._store.writing() as state:
+            tenant = replace(tenant_of(state, tenant_id), api_enabled=enabled)
+            state.save_tenant(tenant)
+            return tenant.to_state(state.agents(tenant_id))
+
+    def rotate_token(self, tenant_id: str) -> str:
+        """A new action token; the old one stops working at once, as the guide warns."""
+        token = secrets.token_urlsafe(24)
+        with self._store.writing() as state:
+            state.save_tenant(replace(tenant_of(state, tenant_id), token=token))
+        return token
+
+    def put_agent(
+        self, tenant_id: str, agent_id: str, document: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an agent from a fixture-format agent, in any status; True when
+        created. The document is checked against the fixture schema and the tenant's codes."""
+        with self._store.writing() as state:
+            tenant = tenant_of(state, tenant_id)
+            agent = build_agent({**document, "agent-id": agent_id}, tenant, where="$")
+            created = state.agent(tenant_id, agent_id) is None
+            state.save_agent(tenant_id, agent)
+            return agent.to_fixture(), created
+
+    def delete_agent(self, tenant_id: str, agent_id: str) -> None:
+        with self._store.writing() as state:
+            tenant_of(state, tenant_id)
+            agent_of(state, tenant_id, agent_id)
+            state.delete_agent(tenant_id, agent_id)
+
+
+def tenant_of(state: StateReader, tenant_id: str) -> Tenant:
+    """The tenant, or the 404 naming it."""
+    tenant = state.tenant(tenant_id)
+    if tenant is None:
+        raise TenantNotFound(tenant_id)
+    return tenant
+
+
+def agent_of(state: StateReader, tenant_id: str, agent_id: str) -> Agent:
+    """The agent, or the 404 naming it."""
+    agent = state.agent(tenant_id, agent_id)
+    if agent is None:
+        raise AgentNotFound(agent_id)
+    return agent
