@@ -108,6 +108,38 @@ def test_refusals_name_what_was_wrong_and_change_nothing(
     assert api.tenant_state() == before
 
 
+INTEGER_REFUSALS = {
+    "a string": ({"agent-status": "3"}, "agent-status must be an integer, got a string '3'."),
+    "a boolean": ({"agent-status": True}, "agent-status must be an integer, got a boolean True."),
+    "a fraction": ({"agent-status": 3.5}, "agent-status must be an integer, got 3.5."),
+    "an array": (
+        {"agent-status": 3, "status-code-list-id": [801]},
+        "status-code-list-id must be an integer, got an array [801].",
+    ),
+    "beyond 2**53 - 1": (
+        {"agent-status": 3, "status-code-list-id": 801, "status-code-item-id": 2**53},
+        f"status-code-item-id must be an integer within +-(2**53 - 1), got {2**53}.",
+    ),
+    "an integral float beyond it": (
+        {"agent-status": -1e16},
+        "agent-status must be an integer within +-(2**53 - 1), got -10000000000000000.",
+    ),
+    "no status": (
+        {"agent-status": 12},
+        "agent-status 12 is not a known status; statuses are 0-11 "
+        "and only 1, 3, 4 and 5 can be set.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"), INTEGER_REFUSALS.values(), ids=INTEGER_REFUSALS.keys()
+)
+def test_integer_refusals_word_for_word(api: Api, body: object, expected: str) -> None:
+    reply = api.put(api_path(suffix=f"/{PADMA}"), body)
+    assert (reply.status, reply.json()["detail"]) == (400, expected)
+
+
 def test_integral_floats_are_accepted_as_integers(api: Api) -> None:
     body = {"agent-status": 3.0, "status-code-list-id": 801.0, "status-code-item-id": 1722}
     assert api.put(api_path(suffix=f"/{PADMA}"), body).status == 200

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from schemas import load_schema
+from schemas.wire import integral
 
 Check = Callable[[object], bool]
 ANNOTATIONS = frozenset({"description", "default", "title", "examples", "$comment"})
@@ -29,10 +30,8 @@ VALUE_KEYWORDS = frozenset({"type", "pattern", "minLength", "minimum", "maximum"
 
 
 def _is_integer(value: object) -> bool:
-    """JSON Schema's integer: 5 and 5.0, never a boolean."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    """JSON Schema's integer: 5 and 5.0, never a boolean (any range: the schema bounds it)."""
+    return integral(value) is not None
 
 
 def _is_number(value: object) -> bool:
