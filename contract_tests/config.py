@@ -17,6 +17,8 @@ from typing import Literal
 import pytest
 
 from client.api import ENV_BASE_URL, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
+from mock_server.http.control import ADMIN_TOKEN_ENV
+from schemas.wire import API_BASE
 
 TargetKind = Literal["emulator", "emulator-url", "live"]
 
@@ -24,7 +26,6 @@ ENV_TOKEN_FILE = "AGENTSTATUS_TOKEN_FILE"
 ENV_WRITE_AGENTS = "AGENTSTATUS_WRITE_AGENTS"
 ENV_ALLOW_LOGOUT = "AGENTSTATUS_ALLOW_LOGOUT"
 ENV_EMULATOR_URL = "AGENTSTATUS_EMULATOR_URL"
-ENV_ADMIN_TOKEN = "AGENTSTATUS_ADMIN_TOKEN"
 ENV_HYPOTHESIS = "AGENTSTATUS_HYPOTHESIS_PROFILE"
 ENV_PAUSE = "AGENTSTATUS_PAUSE"
 
@@ -156,7 +157,7 @@ def load_config(config: pytest.Config) -> KitConfig:
         root = None if emulator_url is None else emulator_url.rstrip("/")
         return KitConfig(
             kind="emulator" if root is None else "emulator-url",
-            base_url="" if root is None else root + "/api/v1",
+            base_url="" if root is None else root + API_BASE,
             tenant=_setting(config, "--agentstatus-tenant", ENV_TENANT) or DEMO_TENANT,
             username=_setting(config, "--agentstatus-username", ENV_USERNAME) or DEMO_USERNAME,
             token=os.environ.get(ENV_TOKEN, "").strip() or DEMO_TOKEN,
@@ -164,7 +165,7 @@ def load_config(config: pytest.Config) -> KitConfig:
             allow_logout=True,
             emulator_profile=profile,
             emulator_url=root,
-            admin_token=os.environ.get(ENV_ADMIN_TOKEN) or None,
+            admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
             hypothesis_profile=hypothesis or "ci",
             pause=float(os.environ.get(ENV_PAUSE, "0")),
             report=report,

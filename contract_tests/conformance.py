@@ -9,12 +9,10 @@ else tells (the single set's 200 body), and then the agent is put back at the en
 
 from __future__ import annotations
 
-import datetime
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contract_tests.exchange import Exchange
+from contract_tests.answer import Answer
 from contract_tests.findings import Choice
 from contract_tests.http import ApiTransport
 from contract_tests.model import REFUSALS, StatusCode
@@ -174,9 +172,9 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     for method in ("POST", "PUT"):
         if method == "PUT" and not bulk_is_unknown and not api.guard.may_change("bulk"):
             continue
-        exchange = api.bulk(method, {"agents": [_entry(unknown)]})
-        answers[method] = exchange
-        if exchange.status == 207:
+        answer = api.bulk(method, {"agents": [_entry(unknown)]})
+        answers[method] = answer
+        if answer.status == 207:
             supported.append(method)
     evidence = "; ".join(f"{m}: {e.status}" for m, e in answers.items())
     if len(answers) < 2:
@@ -215,24 +213,24 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     )
 
 
-def _outcome(exchange: Exchange) -> str:
+def _outcome(answer: Answer) -> str:
     """``400``, or ``207 (entry 404)``: how a bulk of one entry was answered."""
-    if exchange.status != 207:
-        return str(exchange.status)
-    results = exchange.json().get("data") or [{}]
+    if answer.status != 207:
+        return str(answer.status)
+    results = answer.json().get("data") or [{}]
     return f"207 (entry {results[0].get('change-status')})"
 
 
-def _refused_for_shape(exchange: Exchange, baseline: object) -> bool | None:
+def _refused_for_shape(answer: Answer, baseline: object) -> bool | None:
     """Whether a bulk of one entry naming an unknown agent was refused for what the entry
     lacks: as a whole, or in the entry's result, where a complete entry for the same agent
     got another change-status (``baseline``, the unknown agent's). None when the two cannot
     be told apart (the target answers an unknown agent with that refusal too)."""
-    if exchange.status in REFUSALS - {404}:
+    if answer.status in REFUSALS - {404}:
         return True
-    if exchange.status != 207:
+    if answer.status != 207:
         return False
-    results = exchange.json().get("data") or [{}]
+    results = answer.json().get("data") or [{}]
     answered = results[0].get("change-status")
     if answered == baseline:
         return False if baseline == 404 else None
@@ -339,83 +337,3 @@ def _read_points(target: Target, result: Conformance, unknown: str) -> None:
     every = api.agents()
     seen = sorted({a["agent-sub-status"] for a in every if "agent-sub-status" in a})
     result.add("agent_sub_status_values", seen, READ_ONLY, f"{len(every)} agents listed")
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report for people: one row per disputed point, then what broke and what stayed."""
-    lines = [
-        "# Agent Status API conformance report",
-        "",
-        f"Target: {report['target']}  ",
-        f"Generated: {report['generated']}",
-        "",
-        "| point | observed | follows | how probed | evidence |",
-        "|---|---|---|---|---|",
-    ]
-    for point in report["points"]:
-        cells = [
-            point["title"],
-            json.dumps(point["observed"]),
-            point["variant"],
-            point["how"],
-            str(point["evidence"]),
-        ]
-        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
-    lines += [
-        "",
-        "## Differs from the emulator",
-        "",
-        "What the vendor documents allow but the emulator chose otherwise (docs/DECISIONS.md):",
-        "findings, not failures. Each row says what to change in the emulator, or which",
-        "profile already answers the same.",
-        "",
-    ]
-    if report["findings"]:
-        lines += [
-            "| point | the emulator | this target | seen | evidence | to match it |",
-            "|---|---|---|---|---|---|",
-        ]
-        for finding in report["findings"]:
-            cells = [
-                finding["title"],
-                finding["emulator"],
-                finding["observed"],
-                f"{finding['count']}x",
-                " / ".join(finding["evidence"]),
-                finding["change"],
-            ]
-            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
-    else:
-        lines.append("none")
-    lines += ["", "## Vendor contract violations", ""]
-    lines += [f"- {v}" for v in report["contract_violations"]] or ["none"]
-    lines += ["", "## Agents changed and not put back", ""]
-    lines += [f"- **{line}**" for line in report["not_restored"]] or ["none"]
-    lines += ["", "## Checks not applicable to this target", ""]
-    lines += [f"- {line}" for line in report["not_applicable"]] or ["none"]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def assemble(
-    conformance: dict[str, Any] | None,
-    target: str,
-    not_restored: list[str],
-    restored: list[str],
-    not_applicable: list[str],
-    findings: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The whole report as JSON: the probes (if they ran) and the run's safety record."""
-    base = conformance or {"target": target, "points": [], "contract_violations": []}
-    return {
-        **base,
-        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "restored": restored,
-        "not_restored": not_restored,
-        "not_applicable": not_applicable,
-        "findings": findings,
-    }

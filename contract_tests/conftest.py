@@ -20,16 +20,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from contract_tests.config import KitConfig, add_options, load_config, report_paths
-from contract_tests.conformance import (
-    Conformance,
-    assemble,
-    note_differences,
-    probe,
-    render_markdown,
-)
-from contract_tests.control import ControlPlane
+from contract_tests.conformance import Conformance, note_differences, probe
 from contract_tests.http import ApiTransport, Credentials
+from contract_tests.report import assemble, render_markdown
 from contract_tests.target import Target, open_target
+from mock_server.harness.handle import Emulator
+from schemas.wire import API_BASE
 
 WORKER_OUTPUT = "agentstatus_kit"
 MARKER = "needs_control_plane"
@@ -198,19 +194,26 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         write(f"report: {json_path} and {md_path}")
 
 
-def _start(config: KitConfig) -> tuple[str, ControlPlane | None, Any]:
-    """The API root, the control plane and the server to stop (for the kit's own emulator)."""
+def _handle(config: KitConfig, base_url: str) -> Emulator:
+    """The harness's handle on the emulator at ``base_url``, for the kit's tenant."""
+    return Emulator(
+        base_url, config.tenant, config.username, config.token, admin_token=config.admin_token
+    )
+
+
+def _start(config: KitConfig) -> tuple[str, Emulator | None, Any]:
+    """The API root, the emulator's handle and the server to stop (for the kit's own emulator)."""
     if config.kind == "live":
         return config.base_url, None, None
     if config.kind == "emulator-url":
-        assert config.emulator_url is not None
-        control = ControlPlane(config.emulator_url, config.tenant, config.admin_token)
-        return config.base_url, control, None
+        if config.emulator_url is None:
+            raise pytest.UsageError("an emulator-url target needs --agentstatus-emulator-url")
+        return config.base_url, _handle(config, config.emulator_url), None
     from mock_server.app import create_app
     from mock_server.serving.threaded import start_in_thread
 
     server = start_in_thread(create_app(profile=config.emulator_profile))
-    return server.base_url + "/api/v1", ControlPlane(server.base_url, config.tenant), server
+    return server.base_url + API_BASE, _handle(config, server.base_url), server
 
 
 @pytest.fixture(scope="session")
@@ -221,8 +224,8 @@ def kit(pytestconfig: pytest.Config) -> KitSession:
 @pytest.fixture(scope="session")
 def target(kit: KitSession) -> Iterator[Target]:
     """The target for the whole session; every agent it changes is put back at the end."""
-    api_root, control, server = _start(kit.config)
-    opened = open_target(kit.config, api_root, control)
+    api_root, emulator, server = _start(kit.config)
+    opened = open_target(kit.config, api_root, emulator)
     atexit.register(opened.restore)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
@@ -239,8 +242,8 @@ def target(kit: KitSession) -> Iterator[Target]:
                 signal.signal(signal.SIGTERM, previous)
             atexit.unregister(opened.restore)
             opened.api.close()
-            if control is not None:
-                control.close()
+            if emulator is not None:
+                emulator.control.close()  # the kit made no tenant and no fault: only a session
             if server is not None:
                 server.stop()
 
@@ -248,8 +251,8 @@ def target(kit: KitSession) -> Iterator[Target]:
 @pytest.fixture(scope="session")
 def conformance(target: Target, kit: KitSession) -> Conformance:
     """Every disputed point, probed once per session; also what later checks build on."""
-    if target.control is not None:
-        target.control.reset_tenant()
+    if target.emulator is not None:
+        target.emulator.reset()
     result = probe(target)
     target.bulk_method = result.bulk_method
     if target.config.live:
@@ -266,15 +269,17 @@ def api(target: Target) -> ApiTransport:
 @pytest.fixture
 def fresh(target: Target) -> Target:
     """The target, its tenant back at the fixture when it is an emulator (each check alone)."""
-    if target.control is not None:
-        target.control.reset_tenant()
+    if target.emulator is not None:
+        target.emulator.reset()
     return target
 
 
 @pytest.fixture
-def control(target: Target) -> ControlPlane:
-    assert target.control is not None, "marked needs_control_plane, so never on a live target"
-    return target.control
+def emulator(target: Target) -> Emulator:
+    """The emulator's handle, for checks marked ``needs_control_plane`` (skipped when live)."""
+    if target.emulator is None:
+        raise RuntimeError(f"a check using the emulator's handle must be marked {MARKER}")
+    return target.emulator
 
 
 @pytest.fixture

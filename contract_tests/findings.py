@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from contract_tests.exchange import Exchange
+from contract_tests.answer import Answer
 from schemas import load_schema
 from schemas.contract import UNROUTED_RESPONSES
 from schemas.documents import API_DOCUMENT
@@ -223,7 +223,7 @@ PROBLEM_MEMBERS = frozenset(load_schema("problem.schema.json")["required"])
 XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
 
 
-def _problem_difference(answer: Exchange, body: Any) -> str | None:
+def _problem_difference(answer: Answer, body: Any) -> str | None:
     """How an error body differs from the emulator's Problem JSON (every member it sends,
     ``status`` equal to the HTTP status, ``instance`` a urn:uuid), or None."""
     if not answer.body.strip():
@@ -240,7 +240,7 @@ def _problem_difference(answer: Exchange, body: Any) -> str | None:
     return None
 
 
-def _unknown_members(answer: Exchange, body: Any) -> Iterator[str]:
+def _unknown_members(answer: Answer, body: Any) -> Iterator[str]:
     if not isinstance(body, dict):
         return
     if answer.operation == "getagentstatus":
@@ -272,7 +272,7 @@ def _floats(node: Any) -> Iterator[float]:
             yield from _floats(value)
 
 
-def _texts(answer: Exchange, body: Any) -> Iterator[str]:
+def _texts(answer: Answer, body: Any) -> Iterator[str]:
     """Success texts and bulk messages that are not the emulator's."""
     if answer.operation == "setagentstatus" and isinstance(body, dict):
         if body.get("reason", SUCCESS_REASON) != SUCCESS_REASON:
@@ -289,10 +289,10 @@ def _texts(answer: Exchange, body: Any) -> Iterator[str]:
                 yield f"success reason {result.get('reason')!r}"
 
 
-Observer = Callable[[Exchange, Any], Iterator[tuple[str, str, str]]]
+Observer = Callable[[Answer, Any], Iterator[tuple[str, str, str]]]
 
 
-def _errors(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
+def _errors(answer: Answer, body: Any) -> Iterator[tuple[str, str, str]]:
     if answer.status < 400:
         return
     difference = _problem_difference(answer, body)
@@ -311,7 +311,7 @@ def _errors(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
         yield "allow_header", "405 without Allow", answer.describe()
 
 
-def _successes(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
+def _successes(answer: Answer, body: Any) -> Iterator[tuple[str, str, str]]:
     if answer.status not in (200, 207) or answer.operation is None:
         return
     unknown = sorted(set(_unknown_members(answer, body)))
@@ -327,7 +327,7 @@ def _successes(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
         yield "success_body_format", "a 200 body that is not a JSON object", answer.describe()
 
 
-def _statuses(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
+def _statuses(answer: Answer, body: Any) -> Iterator[tuple[str, str, str]]:
     """A refusal in a status the emulator never gives (422, say): the answer or a result's."""
     if 400 <= answer.status < 500 and answer.status not in DECLARED_STATUSES:
         yield "refusal_status", f"answered {answer.status}", answer.describe()
@@ -341,7 +341,7 @@ def _statuses(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
             yield "refusal_status", f"results with change-status {odd[0]!r}", answer.describe()
 
 
-def _headers(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
+def _headers(answer: Answer, body: Any) -> Iterator[tuple[str, str, str]]:
     if "x-request-id" not in answer.headers:
         yield "request_id", "no X-Request-Id", answer.describe()
 
@@ -349,7 +349,7 @@ def _headers(answer: Exchange, body: Any) -> Iterator[tuple[str, str, str]]:
 OBSERVERS: tuple[Observer, ...] = (_errors, _successes, _statuses, _headers)
 
 
-def observe(answer: Exchange) -> list[tuple[str, str, str]]:
+def observe(answer: Answer) -> list[tuple[str, str, str]]:
     """Every (key, observed, evidence) on which this answer differs from the emulator's choices."""
     body = answer.parsed()
     return [found for observer in OBSERVERS for found in observer(answer, body)]

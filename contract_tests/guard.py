@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.rules import AgentStatus
-
-BULK_PATH_SEGMENT = "bulk"
+from schemas.wire import BULK_SEGMENT, integral
 
 
 class WriteRefused(AssertionError):
@@ -24,11 +23,10 @@ class WriteRefused(AssertionError):
 
 
 def _is_logout(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float):
-        return value == AgentStatus.LOGGED_OUT
-    return isinstance(value, str) and value.strip() == str(int(AgentStatus.LOGGED_OUT))
+    """LOGGED_OUT however a body may spell it: 1, 1.0 or "1" (a target may read any of them)."""
+    if isinstance(value, str):
+        return value.strip() == str(int(AgentStatus.LOGGED_OUT))
+    return integral(value) == AgentStatus.LOGGED_OUT
 
 
 class WriteGuard:
@@ -82,7 +80,7 @@ class WriteGuard:
         """
         touched: list[str] = []
         if method.upper() == "PUT":
-            named = self._agent(BULK_PATH_SEGMENT, "PUT .../agents/bulk")
+            named = self._agent(BULK_SEGMENT, "PUT .../agents/bulk")
             touched.extend([] if named is None else [named])
         if not isinstance(body, Mapping) or not isinstance(body.get("agents"), list):
             raise WriteRefused("a bulk body must be an object with an 'agents' array; refused.")

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mock_server.core.profiles import STATUS_CODE_FIELDS
 from schemas.rules import SETTABLE, AgentStatus, can_transition
 
-CODE_FIELDS = ("status-code-list-id", "status-code-item-id", "status-code-item-short-code")
-STATE_FIELDS = ("agent-status", *CODE_FIELDS)
+STATE_FIELDS = ("agent-status", *STATUS_CODE_FIELDS)
 CODE_KINDS = ("none", "valid", "bad_list", "bad_item", "bad_short")
 CODE_WORDS = {
     "none": "no status code",
@@ -27,20 +27,24 @@ CODE_WORDS = {
 
 @dataclass(frozen=True)
 class StatusCode:
-    """A reason code as the API takes it: list, item and (optionally) the item's short code."""
+    """A reason code as the API takes it: list, item and (optionally) the item's short code.
+
+    Not ``client.models.StatusCode``: the kit checks live tenants that the client is also
+    checked against, so it builds what it sends without the client's code (a bug there must
+    not hide in both)."""
 
     list_id: int
     item_id: int
     short_code: str | None
 
     def fields(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "status-code-list-id": self.list_id,
-            "status-code-item-id": self.item_id,
+        """The code as a body's status-code fields (no short-code field when it has none)."""
+        values = (self.list_id, self.item_id, self.short_code)
+        return {
+            name: value
+            for name, value in zip(STATUS_CODE_FIELDS, values, strict=True)
+            if value is not None
         }
-        if self.short_code is not None:
-            body["status-code-item-short-code"] = self.short_code
-        return body
 
 
 def label(status: int) -> str:
@@ -60,14 +64,14 @@ class ModelAgent:
 
     @classmethod
     def read(cls, body: Mapping[str, Any]) -> ModelAgent:
-        return cls(int(body["agent-status"]), {k: body[k] for k in CODE_FIELDS if k in body})
+        return cls(int(body["agent-status"]), {k: body[k] for k in STATUS_CODE_FIELDS if k in body})
 
     def mismatch(self, body: Mapping[str, Any], *, code_may_be_hidden: bool = False) -> str | None:
         """How the agent as read differs from the model, or None. ``code_may_be_hidden``: after
         a change, showing no status code at all is only a finding (``code_hidden``)."""
         if body.get("agent-status") != self.status:
             return f"status {label(body.get('agent-status', -1))}, model {label(self.status)}"
-        shown = {k: body[k] for k in CODE_FIELDS if k in body}
+        shown = {k: body[k] for k in STATUS_CODE_FIELDS if k in body}
         if self.code_fields is None or shown == self.code_fields:
             return None
         if code_may_be_hidden and not shown:
@@ -77,7 +81,7 @@ class ModelAgent:
     def code_hidden(self, body: Mapping[str, Any]) -> bool:
         """The agent shows no status code where the model has one. Neither vendor document
         says a read shows the code a change set (the emulator's choice): a finding."""
-        return bool(self.code_fields) and not any(k in body for k in CODE_FIELDS)
+        return bool(self.code_fields) and not any(k in body for k in STATUS_CODE_FIELDS)
 
 
 @dataclass(frozen=True)

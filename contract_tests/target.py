@@ -3,7 +3,7 @@
 ``open_target`` builds one from a ``KitConfig``: it starts the emulator in this process, or
 connects to an emulator's URL, or to a live tenant. Every check sees the same ``Target``: the
 public API through ``ApiTransport``, the agents it may change, the reason codes it may use for
-each, and a ``ControlPlane`` only when the target is an emulator.
+each, and the harness's handle on the emulator's control plane only when it is an emulator.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import Any, NoReturn
 
 import pytest
 
+from contract_tests.answer import Answer, CheckFailed
 from contract_tests.config import KitConfig
-from contract_tests.control import ControlPlane
-from contract_tests.exchange import Exchange
 from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, describe_agent
-from contract_tests.http import ApiTransport, Credentials, ResponseContract
+from contract_tests.http import ApiTransport, Credentials
+from contract_tests.judge import ContractJudge
 from contract_tests.model import STATE_FIELDS, Expectation, StatusCode
-from mock_server.core.profiles import DEFAULT
+from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
+from mock_server.harness.handle import Emulator
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_LIST_ID,
     REPEATABLE,
@@ -29,10 +30,13 @@ from schemas.rules import (
     AgentStatus,
     can_transition,
 )
+from schemas.wire import integral
 
 UNKNOWN_LIST_ID = 987_654_321
 UNKNOWN_ITEM_ID = 987_654_322
 WRONG_SHORT_SUFFIX = "-not-this-item"
+PLACED_FIELDS = frozenset({"agent-id", "agent-status", "group-id"})
+"""The control plane's agent members ``Emulator.put_agent`` takes as arguments."""
 
 
 @dataclass(frozen=True)
@@ -49,24 +53,15 @@ class CodeBook:
     source: str
 
 
-def integral(value: object) -> int | None:
-    """A JSON number with no fraction (the reference types ids as ``number``: 801 or 801.0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value)
-
-
 def code_of(agent: Mapping[str, Any]) -> StatusCode | None:
     """The reason code an agent shows, if it shows a usable one (not the logged-out -1 pair)."""
-    list_id = integral(agent.get("status-code-list-id"))
-    item_id = integral(agent.get("status-code-item-id"))
+    list_field, item_field, short_field = STATUS_CODE_FIELDS
+    list_id, item_id = integral(agent.get(list_field)), integral(agent.get(item_field))
     if list_id is None or item_id is None:
         return None
     if list_id == LOGGED_OUT_STATUS_CODE_LIST_ID:
         return None
-    short = agent.get("status-code-item-short-code")
+    short = agent.get(short_field)
     return StatusCode(list_id, item_id, short if isinstance(short, str) else None)
 
 
@@ -124,7 +119,8 @@ class Target:
 
     config: KitConfig
     api: ApiTransport
-    control: ControlPlane | None
+    emulator: Emulator | None
+    """The emulator's control plane, through the harness's handle; None on a live target."""
     initial: dict[str, dict[str, Any]]
     """Every agent as listed when the session started, by id."""
     writable: list[str]
@@ -141,26 +137,29 @@ class Target:
 
     def codebook(self, agent_id: str) -> CodeBook:
         if agent_id not in self.codebooks:
-            if self.control is not None:
-                state = self.control.tenant_state()
+            if self.emulator is not None:
+                state = self.emulator.state()
                 self.codebooks[agent_id] = codes_from_control_plane(state, agent_id)
             else:
                 self.codebooks[agent_id] = codes_seen(self.initial.get(agent_id, {}))
         return self.codebooks[agent_id]
 
-    def judge(self, verdict: Expectation, exchange: Exchange, where: str) -> None:
+    def judge(self, verdict: Expectation, answer: Answer, where: str) -> None:
         """Fail when the answer breaks the rule; note a finding when the vendor allows it but
         the emulator answers otherwise."""
-        failure = verdict.failure(exchange.status)
-        assert failure is None, f"{where}: {failure}: {exchange.describe()}"
-        self._note_answer(verdict, exchange.status, where)
+        failure = verdict.failure(answer.status)
+        if failure is not None:
+            raise CheckFailed(f"{where}: {failure}: {answer.describe()}")
+        self._note_answer(verdict, answer.status, where)
 
     def judge_result(self, verdict: Expectation, result: Mapping[str, Any], where: str) -> int:
         """The same for one bulk result; returns its change-status."""
         answered = integral(result.get("change-status"))
-        assert answered is not None, f"{where}: no change-status in {result}"
+        if answered is None:
+            raise CheckFailed(f"{where}: no change-status in {result}")
         failure = verdict.failure(answered)
-        assert failure is None, f"{where}: {failure}: {result}"
+        if failure is not None:
+            raise CheckFailed(f"{where}: {failure}: {result}")
         self._note_answer(verdict, answered, where)
         return answered
 
@@ -169,42 +168,47 @@ class Target:
         if key is not None:
             self.api.note(key, f"{verdict.rule}: answered {answered}", where)
 
-    def results(self, entries: list[dict[str, Any]], exchange: Exchange) -> list[dict[str, Any]]:
+    def results(self, entries: list[dict[str, Any]], answer: Answer) -> list[dict[str, Any]]:
         """The 207's results, one per entry, in the entries' order.
 
         Neither vendor document promises an order: results are paired with entries by
         ``agent-id`` (by position only among entries naming the same agent). A result missing
         or one too many fails; another order is a finding.
         """
-        assert exchange.status == 207, f"a bulk must answer 207: {exchange.describe()}"
-        results = exchange.json().get("data")
-        assert isinstance(results, list), f"a 207 without a data array: {exchange.describe()}"
+        if answer.status != 207:
+            raise CheckFailed(f"a bulk must answer 207: {answer.describe()}")
+        results = answer.json().get("data")
+        if not isinstance(results, list):
+            raise CheckFailed(f"a 207 without a data array: {answer.describe()}")
         by_agent: dict[object, list[dict[str, Any]]] = {}
         for result in results:
             by_agent.setdefault(result.get("agent-id"), []).append(result)
         paired = []
         for entry in entries:
             same = by_agent.get(entry["agent-id"], [])
-            assert same, (
-                f"one result per entry: no result for the entry of agent {entry['agent-id']} "
-                f"in {exchange.describe()}"
-            )
+            if not same:
+                raise CheckFailed(
+                    f"one result per entry: no result for the entry of agent "
+                    f"{entry['agent-id']} in {answer.describe()}"
+                )
             paired.append(same.pop(0))
         left = [result for remaining in by_agent.values() for result in remaining]
-        assert not left, f"one result per entry: results no entry asked for: {left}"
+        if left:
+            raise CheckFailed(f"one result per entry: results no entry asked for: {left}")
         if [r.get("agent-id") for r in results] != [e["agent-id"] for e in entries]:
             self.api.note(
                 "bulk_result_order",
                 "results in another order than the entries",
-                exchange.describe(),
+                answer.describe(),
             )
         return paired
 
     def unknown_agent_id(self) -> str:
         """A fresh id the target answers 404 for, so writes naming it are safe."""
         agent_id = f"agKitNoSuchAgent{secrets.token_hex(6)}"
-        exchange = self.api.get_agent(agent_id)
-        assert exchange.status == 404, f"an invented agent id exists: {exchange.describe()}"
+        answer = self.api.get_agent(agent_id)
+        if answer.status != 404:
+            raise CheckFailed(f"an invented agent id exists: {answer.describe()}")
         return agent_id
 
     def other_tenant(self) -> str:
@@ -226,9 +230,10 @@ class Target:
 
     def discard(self, agent_ids: list[str]) -> None:
         """Remove agents a check created through the control plane; nothing to restore."""
-        assert self.control is not None
+        if self.emulator is None:
+            raise RuntimeError("only a check on an emulator creates agents to discard")
         for agent_id in agent_ids:
-            self.control.delete_agent(agent_id)
+            self.emulator.delete_agent(agent_id)
         self.ledger.forget(agent_ids)
 
     def restore(self) -> list[RestoreProblem]:
@@ -256,18 +261,19 @@ class Target:
     def put_back(self) -> None:
         """Every agent changed so far back where it started, now (the run goes on): so that
         each example of a state machine on a live target starts from the same state."""
-        if self.control is not None:
-            self.control.reset_tenant()
+        if self.emulator is not None:
+            self.emulator.reset()
             return
         for agent_id, start in self.ledger.starts().items():
             problem = self._restore_one(agent_id, start)
-            assert problem is None, f"AGENT NOT RESTORED between examples: {problem.line()}"
+            if problem is not None:
+                raise CheckFailed(f"AGENT NOT RESTORED between examples: {problem.line()}")
 
     def _read(self, agent_id: str) -> dict[str, Any] | None:
-        exchange = self.api.get_agent(agent_id)
-        if exchange.status != 200:
+        answer = self.api.get_agent(agent_id)
+        if answer.status != 200:
             return None
-        body: dict[str, Any] = exchange.json()
+        body: dict[str, Any] = answer.json()
         return body
 
     def _restore_one(self, agent_id: str, start: dict[str, Any]) -> RestoreProblem | None:
@@ -280,12 +286,20 @@ class Target:
             now = self._read(agent_id)
             if now is not None and same_state(now, start):
                 return None
-        if self.control is not None and agent_id in self.admin_agents:
-            self.control.put_agent(agent_id, self.admin_agents[agent_id])
+        if self.emulator is not None and agent_id in self.admin_agents:
+            self._place(self.emulator, self.admin_agents[agent_id])
             now = self._read(agent_id)
             if now is not None and same_state(now, start):
                 return None
         return RestoreProblem(agent_id, describe_agent(start), describe_agent(now), why)
+
+    @staticmethod
+    def _place(emulator: Emulator, document: Mapping[str, Any]) -> None:
+        """An agent back as the control plane showed it, whatever its status."""
+        fields = {k: v for k, v in document.items() if k not in PLACED_FIELDS}
+        emulator.put_agent(
+            document["agent-id"], document["agent-status"], document["group-id"], **fields
+        )
 
     def _restore_through_api(
         self, agent_id: str, start: dict[str, Any], now: dict[str, Any]
@@ -308,23 +322,23 @@ class Target:
         code = code_of(start)
         if code is not None:
             body.update(code.fields())
-        exchange = self.api.set_agent(agent_id, body)
-        if exchange.status != 200 and current == wanted and current in REPEATABLE:
+        answer = self.api.set_agent(agent_id, body)
+        if answer.status != 200 and current == wanted and current in REPEATABLE:
             via = next(int(s) for s in sorted(REPEATABLE) if s != current)
             if self.api.set_agent(agent_id, {**body, "agent-status": via}).status == 200:
-                exchange = self.api.set_agent(agent_id, body)
-        if exchange.status != 200 and self.bulk_method is not None:
+                answer = self.api.set_agent(agent_id, body)
+        if answer.status != 200 and self.bulk_method is not None:
             # A target may take in a bulk what it refuses alone (the guide requires every
             # status-code field of a single set; an agent that started without one shows none).
             entry = [{"agent-id": agent_id, **body}]
-            answer = self.api.bulk(self.bulk_method, {"agents": entry})
-            if answer.status == 207 and self._one_result(entry, answer) == 200:
+            bulk_answer = self.api.bulk(self.bulk_method, {"agents": entry})
+            if bulk_answer.status == 207 and self._one_result(entry, bulk_answer) == 200:
                 return "the restoring bulk was accepted but the agent does not read back as before"
-        if exchange.status != 200:
-            return f"the restoring set was refused: {exchange.describe()}"
+        if answer.status != 200:
+            return f"the restoring set was refused: {answer.describe()}"
         return "the restoring set was accepted but the agent does not read back as it started"
 
-    def _one_result(self, entry: list[dict[str, Any]], answer: Exchange) -> int | None:
+    def _one_result(self, entry: list[dict[str, Any]], answer: Answer) -> int | None:
         results = answer.parsed()
         data = results.get("data") if isinstance(results, dict) else None
         if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
@@ -332,23 +346,23 @@ class Target:
         return integral(data[0].get("change-status"))
 
 
-def open_target(config: KitConfig, api_root: str, control: ControlPlane | None) -> Target:
+def open_target(config: KitConfig, api_root: str, emulator: Emulator | None) -> Target:
     """Connect to the API at ``api_root``; read the agents; decide which may be changed."""
     guard = WriteGuard(config.write_agents, config.allow_logout)
     api = ApiTransport(
         api_root,
         config.tenant,
         Credentials(config.username, config.token),
-        contract=ResponseContract(DEFAULT.name if config.live else config.emulator_profile),
+        contract=ContractJudge(DEFAULT.name if config.live else config.emulator_profile),
         guard=guard,
         ledger=RestoreLedger(),
         pause=config.pause,
         promise_bound=not config.live,
     )
     admin_agents: dict[str, dict[str, Any]] = {}
-    if control is not None:
-        control.reset_tenant()
-        admin_agents = {a["agent-id"]: a for a in control.tenant_state()["agents"]}
+    if emulator is not None:
+        emulator.reset()
+        admin_agents = {a["agent-id"]: a for a in emulator.state()["agents"]}
     initial = {agent["agent-id"]: agent for agent in api.agents()}
     if config.write_agents is None:
         writable = list(initial)
@@ -357,7 +371,7 @@ def open_target(config: KitConfig, api_root: str, control: ControlPlane | None) 
     return Target(
         config=config,
         api=api,
-        control=control,
+        emulator=emulator,
         initial=initial,
         writable=writable,
         admin_agents=admin_agents,

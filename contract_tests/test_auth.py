@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from contract_tests.conformance import Conformance
-from contract_tests.control import ControlPlane
 from contract_tests.http import ApiTransport, Credentials
 from contract_tests.target import Target
+from mock_server.harness.handle import Emulator
 
 XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
 # The reference answers 403 ("not authorized to access this tenant"); a tenant that does not
@@ -16,14 +16,14 @@ REFUSED = (401, 403, 404)
 
 
 def list_with(api: ApiTransport, credentials: Credentials | None) -> int:
-    exchange = api.send(
+    answer = api.send(
         "GET",
         api.agents_path(),
         operation="getagentsstatus",
         credentials=credentials,
         anonymous=credentials is None,
     )
-    return exchange.status
+    return answer.status
 
 
 def test_the_right_credentials_are_accepted(api: ApiTransport) -> None:
@@ -73,36 +73,36 @@ def test_writes_on_another_tenants_path_are_refused(
     if conformance.bulk_method is not None:
         entries = {"agents": [{"agent-id": unknown, "agent-status": 3}]}
         answers.append(api.bulk(conformance.bulk_method, entries, tenant=other))
-    for exchange in answers:
-        assert exchange.status in REFUSED, (
-            f"a write on another tenant's path must be refused: {exchange.describe()}"
+    for answer in answers:
+        assert answer.status in REFUSED, (
+            f"a write on another tenant's path must be refused: {answer.describe()}"
         )
-        if exchange.status != 403:
-            api.note("other_tenant_status", f"answered {exchange.status}", exchange.describe())
+        if answer.status != 403:
+            api.note("other_tenant_status", f"answered {answer.status}", answer.describe())
 
 
 def test_valid_credentials_on_another_tenants_path_are_refused(target: Target) -> None:
     api = target.api
     other = api.agents_path(tenant=target.other_tenant())
     for path, operation in ((other, "getagentsstatus"), (other + "/ag1", "getagentstatus")):
-        exchange = api.send("GET", path, operation=operation)
-        assert exchange.status in REFUSED, (
-            f"valid credentials on another tenant's path must be refused: {exchange.describe()}"
+        answer = api.send("GET", path, operation=operation)
+        assert answer.status in REFUSED, (
+            f"valid credentials on another tenant's path must be refused: {answer.describe()}"
         )
-        if exchange.status != 403:
-            api.note("other_tenant_status", f"answered {exchange.status}", exchange.describe())
+        if answer.status != 403:
+            api.note("other_tenant_status", f"answered {answer.status}", answer.describe())
 
 
 @pytest.mark.needs_control_plane("a live tenant cannot switch its Agent Status API off on demand")
 def test_a_tenant_whose_api_is_disabled_gets_the_guides_xml_403(
-    fresh: Target, control: ControlPlane
+    fresh: Target, emulator: Emulator
 ) -> None:
-    control.set_api_enabled(False)
+    emulator.set_api_enabled(False)
     try:
-        exchange = fresh.api.list_agents()
+        answer = fresh.api.list_agents()
     finally:
-        control.set_api_enabled(True)
-    assert (exchange.status, exchange.media_type, exchange.body) == (
+        emulator.set_api_enabled(True)
+    assert (answer.status, answer.media_type, answer.body) == (
         403,
         "application/xml",
         XML_FORBIDDEN,
@@ -110,12 +110,12 @@ def test_a_tenant_whose_api_is_disabled_gets_the_guides_xml_403(
 
 
 @pytest.mark.needs_control_plane("rotating a live token would lock out its owner")
-def test_a_new_token_replaces_the_old_one_at_once(fresh: Target, control: ControlPlane) -> None:
+def test_a_new_token_replaces_the_old_one_at_once(fresh: Target, emulator: Emulator) -> None:
     api = fresh.api
-    new = Credentials(api.credentials.username, control.rotate_token())
+    new = Credentials(api.credentials.username, emulator.rotate_token())
     try:
         assert list_with(api, new) == 200
         assert list_with(api, api.credentials) == 401
     finally:
-        control.reset_tenant()
+        emulator.reset()
     assert list_with(api, api.credentials) == 200

@@ -8,11 +8,12 @@ import pytest
 
 from contract_tests.config import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, KitConfig
 from contract_tests.conformance import CLAIM_KEYS, Conformance, probe
-from contract_tests.control import ControlPlane
 from contract_tests.target import Target, open_target
 from mock_server.app import create_app
 from mock_server.core.profiles import PROFILES
+from mock_server.harness.handle import Emulator
 from mock_server.serving.threaded import start_in_thread
+from schemas.wire import API_BASE
 
 
 def differences(claims: dict[str, Any], conformance: Conformance) -> list[str]:
@@ -49,7 +50,7 @@ def test_each_profiles_report_matches_its_claims(target: Target, name: str) -> N
     server = start_in_thread(create_app(profile=name))
     config = KitConfig(
         kind="emulator",
-        base_url=server.base_url + "/api/v1",
+        base_url=server.base_url + API_BASE,
         tenant=DEMO_TENANT,
         username=DEMO_USERNAME,
         token=DEMO_TOKEN,
@@ -62,15 +63,15 @@ def test_each_profiles_report_matches_its_claims(target: Target, name: str) -> N
         pause=0.0,
         report=None,
     )
-    control = ControlPlane(server.base_url, DEMO_TENANT)
+    emulator = Emulator(server.base_url, DEMO_TENANT, DEMO_USERNAME, DEMO_TOKEN)
     try:
-        emulator = open_target(config, config.base_url, control)
+        opened = open_target(config, config.base_url, emulator)
         try:
-            found = probe(emulator)
+            found = probe(opened)
         finally:
-            emulator.api.close()
+            opened.api.close()
     finally:
-        control.close()
+        emulator.control.close()
         server.stop()
     assert found.violations == []
     claims = PROFILES[name].claims()

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from contract_tests.answer import Answer
 from contract_tests.config import report_paths
-from contract_tests.conformance import POINTS, assemble, render_markdown
-from contract_tests.exchange import Exchange
+from contract_tests.conformance import POINTS
 from contract_tests.findings import CHOICES, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
-from contract_tests.http import ApiTransport, Credentials, ResponseContract
+from contract_tests.http import ApiTransport, Credentials
+from contract_tests.judge import ContractJudge
+from contract_tests.report import assemble, render_markdown
 from contract_tests.target import Target, code_of, not_applicable, same_state
 from schemas.rules import REPEATABLE
+from schemas.wire import agent_path, agents_path, bulk_path
 
 JOINED = sorted(int(status) for status in REPEATABLE)
 
@@ -114,31 +117,30 @@ def test_restore_puts_agents_back_and_reports_what_the_api_cannot(fresh: Target)
     assert same_state(fresh.api.agent_body(movable["agent-id"]), movable)
     assert fresh.api.agent_body(leaving["agent-id"])["agent-status"] == 1
     with_control = Target(
-        fresh.config, api, fresh.control, fresh.initial, [], admin_agents=fresh.admin_agents
+        fresh.config, api, fresh.emulator, fresh.initial, [], admin_agents=fresh.admin_agents
     )
     api.ledger.problems.clear()
     assert with_control.restore() == []
     assert same_state(fresh.api.agent_body(leaving["agent-id"]), leaving)
 
 
-AGENTS = "/tenants/t/agentstatus/agents"
 CALLS = {
-    "getagentsstatus": ("GET", AGENTS),
-    "getagentstatus": ("GET", AGENTS + "/ag1"),
-    "setagentstatus": ("PUT", AGENTS + "/ag1"),
-    "setagentsstatuses": ("POST", AGENTS + "/bulk"),
+    "getagentsstatus": ("GET", agents_path("t")),
+    "getagentstatus": ("GET", agent_path("t", "ag1")),
+    "setagentstatus": ("PUT", agent_path("t", "ag1")),
+    "setagentsstatuses": ("POST", bulk_path("t")),
 }
 
 
-def answer(operation: str, status: int, body: bytes, **headers: str) -> Exchange:
+def answer_to(operation: str, status: int, body: bytes, **headers: str) -> Answer:
     method, path = CALLS[operation]
     lowered = {name.replace("_", "-").lower(): value for name, value in headers.items()}
-    return Exchange(method, path, operation, status, lowered, body)
+    return Answer(method, path, operation, status, lowered, body)
 
 
 def test_the_vendor_contract_fails_what_neither_document_allows() -> None:
-    contract = ResponseContract()
-    bad_agent = answer(
+    contract = ContractJudge()
+    bad_agent = answer_to(
         "getagentsstatus",
         200,
         b'{"data": [{"agent-id": "a", "agent-status": 13}]}',
@@ -146,37 +148,37 @@ def test_the_vendor_contract_fails_what_neither_document_allows() -> None:
     )
     assert any("agent-status" in v for v in contract.judge(bad_agent).breaches)
     json_type = "application/json"
-    renamed = answer(
+    renamed = answer_to(
         "getagentstatus", 200, b'{"agentId": "a", "status": 4}', content_type=json_type
     )
     assert any("'agent-id' is a required property" in v for v in contract.judge(renamed).breaches)
-    as_string = answer(
+    as_string = answer_to(
         "getagentstatus", 200, b'{"agent-id": "a", "agent-status": "4"}', content_type=json_type
     )
     assert any("not of type 'number'" in v for v in contract.judge(as_string).breaches)
-    bulk_200 = answer("setagentsstatuses", 200, b'{"data": []}', content_type="application/json")
+    bulk_200 = answer_to("setagentsstatuses", 200, b'{"data": []}', content_type="application/json")
     assert contract.judge(bulk_200).breaches == ["status 200 is not declared for setagentsstatuses"]
 
 
 def test_what_the_vendor_allows_but_the_emulator_chose_otherwise_is_only_a_difference() -> None:
-    contract = ResponseContract()
-    teapot = answer("getagentstatus", 418, b"", x_request_id="a" * 32)
+    contract = ContractJudge()
+    teapot = answer_to("getagentstatus", 418, b"", x_request_id="a" * 32)
     judged = contract.judge(teapot)
     assert (judged.breaches, judged.differences) == (
         [],
         ["status 418 is not declared for getagentstatus"],
     )
-    empty_success = answer("setagentstatus", 200, b"", x_request_id="a" * 32)
+    empty_success = answer_to("setagentstatus", 200, b"", x_request_id="a" * 32)
     assert contract.judge(empty_success).breaches == []
     assert contract.matching_profiles(empty_success) == ["reference"]
-    spring = answer(
+    spring = answer_to(
         "getagentstatus",
         401,
         b'{"timestamp": "2026-01-01T00:00:00Z", "status": 401, "error": "Unauthorized"}',
         content_type="application/json",
     )
     assert contract.judge(spring).breaches == []
-    extra = answer(
+    extra = answer_to(
         "getagentstatus",
         200,
         b'{"agent-id": "a", "agent-status": 4.0, "agent-group-id": 100}',
@@ -209,8 +211,8 @@ def test_a_service_that_echoes_the_credentials_has_them_scrubbed_before_any_chec
     body = json.dumps(
         {"echo": header.lower(), "b64": encoded, "token": credentials.token, "q": f'"{header}"'}
     ).encode()
-    echoed = Exchange("GET", "/x", "getagentstatus", 400, {"x-debug-authorization": header}, body)
-    scrubbed = credentials.scrubber().exchange(echoed)
+    echoed = Answer("GET", "/x", "getagentstatus", 400, {"x-debug-authorization": header}, body)
+    scrubbed = credentials.scrubber().answer(echoed)
     for secret in (header, encoded, credentials.token):
         assert secret.lower().encode() not in scrubbed.body.lower()
         assert secret not in json.dumps(dict(scrubbed.headers))

@@ -7,18 +7,18 @@ from typing import Any
 import pytest
 
 from contract_tests.conformance import NO_SUCH_GROUP, Conformance
-from contract_tests.control import ControlPlane
 from contract_tests.http import ApiTransport
-from contract_tests.model import CODE_FIELDS
 from contract_tests.target import Target, not_applicable
+from mock_server.core.profiles import STATUS_CODE_FIELDS
+from mock_server.harness.handle import Emulator
 
 LIVE_READ_SAMPLE = 10
 
 
 def test_the_list_names_each_agent_once(api: ApiTransport) -> None:
-    exchange = api.list_agents()
-    assert exchange.status == 200, exchange.describe()
-    ids = [agent["agent-id"] for agent in exchange.json()["data"]]
+    answer = api.list_agents()
+    assert answer.status == 200, answer.describe()
+    ids = [agent["agent-id"] for agent in answer.json()["data"]]
     assert len(ids) == len(set(ids)), f"agents listed twice: {sorted(ids)}"
 
 
@@ -46,14 +46,14 @@ def test_each_agent_reads_alone_as_the_list_shows_it(target: Target) -> None:
 def agree(alone: dict[str, Any], listed: dict[str, Any]) -> bool:
     """The same status, and the same value for every status-code field both show (either
     may show fewer members: neither document says which a list or a read must carry)."""
-    shared = [name for name in CODE_FIELDS if name in alone and name in listed]
+    shared = [name for name in STATUS_CODE_FIELDS if name in alone and name in listed]
     same = all(alone[name] == listed[name] for name in shared)
     return alone.get("agent-status") == listed.get("agent-status") and same
 
 
 def test_an_unknown_agent_is_404(target: Target) -> None:
-    exchange = target.api.get_agent("agKitNoSuchAgentAtAll000")
-    assert exchange.status == 404, exchange.describe()
+    answer = target.api.get_agent("agKitNoSuchAgentAtAll000")
+    assert answer.status == 404, answer.describe()
 
 
 def test_every_agent_the_run_may_change_exists(target: Target) -> None:
@@ -79,15 +79,15 @@ def test_an_unknown_group_filters_to_nothing_or_is_ignored(
 
 @pytest.mark.needs_control_plane("only the control plane tells which agent is in which group")
 def test_the_group_filter_lists_exactly_the_groups_agents_or_everyone_when_ignored(
-    fresh: Target, control: ControlPlane, conformance: Conformance
+    fresh: Target, emulator: Emulator, conformance: Conformance
 ) -> None:
-    state = control.tenant_state()
+    state = emulator.state()
     filters = bool(conformance.value("group_filter"))
     for group in state["groups"]:
         members = [
             a["agent-id"] for a in state["agents"] if a["group-id"] == group["id"] or not filters
         ]
-        exchange = fresh.api.list_agents({"groupId": str(group["id"])})
-        assert exchange.status == 200, exchange.describe()
-        listed = [agent["agent-id"] for agent in exchange.json()["data"]]
+        answer = fresh.api.list_agents({"groupId": str(group["id"])})
+        assert answer.status == 200, answer.describe()
+        listed = [agent["agent-id"] for agent in answer.json()["data"]]
         assert listed == members, f"groupId={group['id']}"

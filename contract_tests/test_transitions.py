@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from contract_tests.control import ControlPlane
 from contract_tests.model import ModelAgent, expect
 from contract_tests.target import Target
+from mock_server.harness.handle import Emulator
 from schemas.rules import AgentStatus
 
 # Every status, and one number that is none.
@@ -19,9 +19,9 @@ TARGETS = [int(status) for status in AgentStatus] + [max(AgentStatus) + 1]
 
 @pytest.mark.needs_control_plane("agents in every status can only be placed by the control plane")
 def test_every_status_to_every_target_follows_the_rule_table(
-    fresh: Target, control: ControlPlane
+    fresh: Target, emulator: Emulator
 ) -> None:
-    state = control.tenant_state()
+    state = emulator.state()
     # An agent whose group has a status code, so the sets are complete for every profile.
     model_agent = next(a for a in state["agents"] if fresh.codebook(a["agent-id"]).valid)
     group, code = model_agent["group-id"], fresh.codebook(model_agent["agent-id"]).valid[0]
@@ -31,19 +31,17 @@ def test_every_status_to_every_target_follows_the_rule_table(
         for source in AgentStatus:
             for wanted in TARGETS:
                 agent_id = f"agKitMatrix{int(source)}to{wanted}"
-                control.put_agent(
-                    agent_id, {"agent-status": int(source), "group-id": group, "name": "Kit"}
-                )
+                emulator.put_agent(agent_id, int(source), group, name="Kit")
                 placed.append(agent_id)
                 before = fresh.api.agent_body(agent_id)
                 verdict = expect(int(source), wanted, "valid", code, True)
-                exchange = fresh.api.set_agent(agent_id, {"agent-status": wanted, **code.fields()})
-                fresh.judge(verdict, exchange, f"PUT agent {agent_id}")
+                answer = fresh.api.set_agent(agent_id, {"agent-status": wanted, **code.fields()})
+                fresh.judge(verdict, answer, f"PUT agent {agent_id}")
                 after = verdict.after(ModelAgent.read(before), wanted, code)
                 now = fresh.api.agent_body(agent_id)
-                if exchange.status != verdict.status or after.mismatch(now) is not None:
+                if answer.status != verdict.status or after.mismatch(now) is not None:
                     broken.append(
-                        f"{verdict.rule}, but the target answered {exchange.status} "
+                        f"{verdict.rule}, but the target answered {answer.status} "
                         f"and the agent shows {now['agent-status']}"
                     )
     finally:

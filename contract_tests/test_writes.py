@@ -20,8 +20,9 @@ from contract_tests.model import (
     expect,
     label,
 )
-from contract_tests.target import CodeBook, Target, integral, not_applicable
+from contract_tests.target import CodeBook, Target, not_applicable
 from schemas.rules import ALLOWED_TRANSITIONS, REPEATABLE, SETTABLE, AgentStatus
+from schemas.wire import integral
 
 JOINED = sorted(int(status) for status in REPEATABLE)
 STUCK = [int(status) for status in AgentStatus if status not in ALLOWED_TRANSITIONS]
@@ -50,11 +51,11 @@ def assert_refused_and_unchanged(
     target: Target, agent: dict[str, Any], sent: dict[str, Any], verdict: Expectation
 ) -> None:
     agent_id = agent["agent-id"]
-    exchange = target.api.set_agent(agent_id, sent)
-    target.judge(verdict, exchange, f"PUT agent {agent_id}")
+    answer = target.api.set_agent(agent_id, sent)
+    target.judge(verdict, answer, f"PUT agent {agent_id}")
     now = target.api.agent_body(agent_id)
     assert ModelAgent.read(agent).mismatch(now) is None, (
-        f"{verdict.rule}; refused with {exchange.status}, but the agent changed to {now}"
+        f"{verdict.rule}; refused with {answer.status}, but the agent changed to {now}"
     )
 
 
@@ -90,15 +91,15 @@ def set_and_read_back(
     """One single set judged by the rule table, then the agent read back against the model."""
     kind = "valid" if code else "none"
     verdict = expect(model.status, wanted, kind, code, codes_required)
-    exchange = target.api.set_agent(agent_id, body(wanted, code))
-    target.judge(verdict, exchange, f"PUT agent {agent_id}")
-    expected = verdict.after(model, wanted, code, exchange.status)
+    answer = target.api.set_agent(agent_id, body(wanted, code))
+    target.judge(verdict, answer, f"PUT agent {agent_id}")
+    expected = verdict.after(model, wanted, code, answer.status)
     read_back(
         target,
         expected,
         agent_id,
-        f"{verdict.rule}; answered {exchange.status}",
-        changed=exchange.status == 200,
+        f"{verdict.rule}; answered {answer.status}",
+        changed=answer.status == 200,
     )
     return expected
 
@@ -183,10 +184,10 @@ def test_status_codes_that_are_not_the_agents_are_refused(
     wanted = other_joined(current)
     for kind, code in tried.items():
         verdict = expect(current, wanted, kind, code, single_codes(conformance))
-        exchange = fresh.api.set_agent(agent["agent-id"], body(wanted, code))
-        fresh.judge(verdict, exchange, f"PUT agent {agent['agent-id']}")
+        answer = fresh.api.set_agent(agent["agent-id"], body(wanted, code))
+        fresh.judge(verdict, answer, f"PUT agent {agent['agent-id']}")
         now = fresh.api.agent_body(agent["agent-id"])
-        if exchange.status != 200:
+        if answer.status != 200:
             read_back(fresh, ModelAgent.read(agent), agent["agent-id"], verdict.rule, changed=False)
             continue
         # Accepted (the vendor leaves a wrong short code open): the item's own code is kept.
@@ -262,8 +263,8 @@ def test_a_bulk_answers_207_with_one_true_result_per_entry(
     unknown = fresh.unknown_agent_id()
     entries = [entry(fresh, a["agent-id"], other_joined(a["agent-status"])) for a in agents]
     entries.append({"agent-id": unknown, **body(4, StatusCode(801, 1722, "Meet"))})
-    exchange = fresh.api.bulk(method, {"agents": entries})
-    results = fresh.results(entries, exchange)
+    answer = fresh.api.bulk(method, {"agents": entries})
+    results = fresh.results(entries, answer)
     planned = []
     for agent, sent, result in zip(agents, entries, results, strict=False):
         code = code_for(fresh, agent["agent-id"])
@@ -285,17 +286,15 @@ def test_an_unsettable_status_in_a_bulk_changes_nothing(
     before = {a["agent-id"]: a for a in fresh.writable_now(list(AgentStatus))}
     busy = int(AgentStatus.BUSY)
     entries = [entry(fresh, a["agent-id"], busy) for a in agents]
-    exchange = fresh.api.bulk(method, {"agents": entries})
+    answer = fresh.api.bulk(method, {"agents": entries})
     verdict = expect(agents[0]["agent-status"], busy, "none", None, False)
-    assert exchange.status == 207 or exchange.status in REFUSALS, (
-        f"{verdict.rule}: {exchange.describe()}"
-    )
+    assert answer.status == 207 or answer.status in REFUSALS, f"{verdict.rule}: {answer.describe()}"
     planned = []
-    if exchange.status == 207:
+    if answer.status == 207:
         fresh.api.note(
-            "bulk_shape_refusal", "each such entry refused in its own result", exchange.describe()
+            "bulk_shape_refusal", "each such entry refused in its own result", answer.describe()
         )
-        for sent, result in zip(entries, fresh.results(entries, exchange), strict=True):
+        for sent, result in zip(entries, fresh.results(entries, answer), strict=True):
             where = f"bulk entry for {sent['agent-id']}"
             planned.append((sent, verdict, fresh.judge_result(verdict, result, where)))
     assert_bulk_told_the_truth(fresh, before, planned)
@@ -305,8 +304,8 @@ def test_a_bulk_of_unknown_agents_refuses_each(target: Target, conformance: Conf
     method = bulk_method(conformance)
     unknown = [target.unknown_agent_id() for _ in range(2)]
     entries = [{"agent-id": a, **body(3, StatusCode(801, 1725, "Lunch"))} for a in unknown]
-    exchange = target.api.bulk(method, {"agents": entries})
-    for agent_id, result in zip(unknown, target.results(entries, exchange), strict=True):
+    answer = target.api.bulk(method, {"agents": entries})
+    for agent_id, result in zip(unknown, target.results(entries, answer), strict=True):
         target.judge_result(UNKNOWN_AGENT, result, f"bulk entry for the unknown agent {agent_id}")
 
 
@@ -328,8 +327,8 @@ def test_a_bulk_with_a_refused_entry_still_applies_the_others(
     refused = expect(bad["agent-status"], wanted, kind, code, required)
     good_entry = entry(fresh, good["agent-id"], wanted)
     bad_entry = {**good_entry, "agent-id": bad["agent-id"]}
-    exchange = fresh.api.bulk(method, {"agents": [good_entry, bad_entry]})
-    first, second = fresh.results([good_entry, bad_entry], exchange)
+    answer = fresh.api.bulk(method, {"agents": [good_entry, bad_entry]})
+    first, second = fresh.results([good_entry, bad_entry], answer)
     where = f"{label(good['agent-status'])} -> {label(wanted)} beside a refused entry"
     answered = fresh.judge_result(allowed, first, f"{where} (each entry is independent)")
     refused_answer = fresh.judge_result(refused, second, f"bulk entry for {bad['agent-id']}")

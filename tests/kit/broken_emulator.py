@@ -19,20 +19,26 @@ from mock_server.core import backend as models
 from mock_server.core.errors import InvalidRequest
 from mock_server.core.profiles import DEFAULT, Profile
 from mock_server.serving.threaded import start_in_thread
-from schemas.rules import ALLOWED_TRANSITIONS, AgentStatus
+from schemas.rules import ALLOWED_TRANSITIONS, AgentStatus, TransitionTable
+
+
+def _backend_rules(source: AgentStatus, targets: frozenset[AgentStatus]) -> Profile:
+    """The backend refuses by a table whose ``source`` row is ``targets`` (the true table
+    is read-only, so the backend's own lookup is what is swapped)."""
+    table = TransitionTable({**ALLOWED_TRANSITIONS, source: targets})
+    models.transition_refusal = table.refusal
+    return DEFAULT
 
 
 def logged_out_may_become_available() -> Profile:
     """1 LOGGED_OUT -> 4 WAIT_TRANSACT allowed (the diagram's one-way line made two-way)."""
-    ALLOWED_TRANSITIONS[AgentStatus.LOGGED_OUT] = frozenset({AgentStatus.WAIT_TRANSACT})
-    return DEFAULT
+    return _backend_rules(AgentStatus.LOGGED_OUT, frozenset({AgentStatus.WAIT_TRANSACT}))
 
 
 def available_may_not_take_a_break() -> Profile:
     """4 WAIT_TRANSACT -> 3 ON_BREAK refused."""
     allowed = ALLOWED_TRANSITIONS[AgentStatus.WAIT_TRANSACT]
-    ALLOWED_TRANSITIONS[AgentStatus.WAIT_TRANSACT] = allowed - {AgentStatus.ON_BREAK}
-    return DEFAULT
+    return _backend_rules(AgentStatus.WAIT_TRANSACT, allowed - {AgentStatus.ON_BREAK})
 
 
 def bulk_limit_ignored() -> Profile:

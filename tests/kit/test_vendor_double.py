@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from schemas.wire import agents_path
 from tests.kit.vendor_double import TENANT, TOKEN, USERNAME, WRITABLE, Variant, serve
 
 AUTH = (USERNAME, TOKEN)
@@ -24,8 +25,9 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-def agents_url(root: str, suffix: str = "") -> str:
-    return f"{root}/tenants/{TENANT}/agentstatus/agents{suffix}"
+def agents_url(root: str, suffix: str = "", tenant: str = TENANT) -> str:
+    """The double's list path, or below it with ``suffix`` (``/{agent}``, ``/bulk``)."""
+    return root + agents_path(tenant) + suffix
 
 
 def test_guide_list_and_get(http: requests.Session) -> None:
@@ -136,7 +138,7 @@ def test_bad_input_auth_and_tenant(http: requests.Session) -> None:
         unauthorized.close()
         assert unauthorized.status_code == 401 and unauthorized.content == b""
         assert unauthorized.headers["WWW-Authenticate"].startswith("Basic realm=")
-        other = http.get(f"{root}/tenants/someoneelse/agentstatus/agents")
+        other = http.get(agents_url(root, tenant="someoneelse"))
         assert other.status_code == 403
         assert other.json()["detail"] == "You are not authorized to access this tenant."
         assert http.delete(agents_url(root)).status_code == 405

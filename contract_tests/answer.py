@@ -1,4 +1,5 @@
-"""One call to the target and its answer, as every check and observer sees it."""
+"""One call to the target and its answer, as every check and observer sees it, and the
+failure of a check about it (raised, never ``assert``ed, so ``python -O`` keeps every check)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ MASK = "***"
 EXCERPT_CHARS = 300
 
 
+class CheckFailed(AssertionError):
+    """The target did not do what a check needs of it; the message shows the answer."""
+
+
 @dataclass(frozen=True)
-class Exchange:
-    """One call and its answer (no request headers kept, so no credentials)."""
+class Answer:
+    """One call and its answer (no request headers kept, so no credentials). The server's
+    journal keeps its own record of each exchange (``mock_server.testdouble.journal``)."""
 
     method: str
     path: str
@@ -70,13 +76,13 @@ class Scrubber:
     def bytes(self, value: bytes) -> bytes:
         return value if self._bytes is None else self._bytes.sub(MASK.encode(), value)
 
-    def exchange(self, exchange: Exchange) -> Exchange:
-        """The exchange with every header value and its body scrubbed."""
-        return Exchange(
-            exchange.method,
-            self.text(exchange.path),
-            exchange.operation,
-            exchange.status,
-            {name: self.text(value) for name, value in exchange.headers.items()},
-            self.bytes(exchange.body),
+    def answer(self, answer: Answer) -> Answer:
+        """The answer with its path, every header value and its body scrubbed."""
+        return Answer(
+            answer.method,
+            self.text(answer.path),
+            answer.operation,
+            answer.status,
+            {name: self.text(value) for name, value in answer.headers.items()},
+            self.bytes(answer.body),
         )
