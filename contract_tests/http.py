@@ -1,8 +1,9 @@
 """The kit's HTTP layer: every call goes through ``ApiTransport``, which judges the answer.
 
-Every answer is judged against both layers of the contract (``contract_tests.judge``): a
-breach of the vendor contract fails the calling check; a difference from the emulator's
-promise fails it on an emulator and is a finding on a live target. Every write passes the
+Every answer is judged against both layers of the contract (``mock_server.live.judge``, as
+``validate-recording`` judges a recording): a breach of the vendor contract fails the calling
+check; a difference from the emulator's promise fails it on an emulator and is a finding on a
+live target. Every write passes the
 ``WriteGuard`` and snapshots the agents it may change first. Nothing here ever prints the
 token or the Authorization header.
 """
@@ -22,7 +23,7 @@ import requests
 from contract_tests.answer import Answer, CheckFailed, Scrubber
 from contract_tests.findings import CHOICES, Choice, ChoiceBroken, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
-from contract_tests.judge import ContractBreach, ContractJudge
+from mock_server.live.judge import ContractJudge
 from mock_server.live.recording import secrets_of
 from schemas import wire
 
@@ -30,6 +31,10 @@ TIMEOUT_SECONDS = 30.0
 MAX_PAGES = 1000
 """At most 500,000 agents: a target that keeps answering pages is not believed forever."""
 OPERATION_BY_METHOD = {"POST": "setagentsstatuses", "PUT": "setagentsstatusesput"}
+
+
+class ContractBreach(AssertionError):
+    """A response broke the contract a target is held to; the message names every violation."""
 
 
 @dataclass(frozen=True)

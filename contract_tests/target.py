@@ -19,10 +19,10 @@ from contract_tests.answer import Answer, CheckFailed
 from contract_tests.config import KitConfig
 from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, describe_agent
 from contract_tests.http import ApiTransport, Credentials
-from contract_tests.judge import ContractJudge
 from contract_tests.model import STATE_FIELDS, Expectation, StatusCode
 from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
 from mock_server.harness.handle import Emulator
+from mock_server.live.judge import ContractJudge
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_LIST_ID,
     REPEATABLE,

@@ -13,9 +13,9 @@ from contract_tests.conformance import POINTS
 from contract_tests.findings import CHOICES, Findings, observe
 from contract_tests.guard import RestoreLedger, WriteGuard, WriteRefused
 from contract_tests.http import ApiTransport, Credentials
-from contract_tests.judge import ContractJudge
 from contract_tests.report import assemble, render_markdown
 from contract_tests.target import Target, code_of, not_applicable, same_state
+from mock_server.live.judge import ContractJudge
 from schemas.rules import REPEATABLE
 from schemas.wire import agent_path, agents_path, bulk_path
 

@@ -227,6 +227,14 @@ class ContractValidator:
             )
         return problems
 
+    def answer_violations(
+        self, operation: Operation | None, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> list[str]:
+        """``violations`` of an answer whose headers are all known, its media type read from
+        its ``Content-Type`` header in any letter case."""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        return self.violations(operation, status, body, content_type=content_type, headers=headers)
+
     def _header_violations(
         self, keys: list[str], response: Mapping[str, Any], headers: Mapping[str, str]
     ) -> Iterator[str]:

@@ -3,14 +3,11 @@
 A response that breaks the contract is a bug in the emulator or in the document, and either
 must be loud: ``create_app`` turns it into a 500 Problem JSON naming the violation. The test
 suite runs every app this way, so any test that provokes such a response fails.
-``answer_violations`` is the one way an answer is put to a ``ContractValidator``: the contract
-kit judges every answer of its targets with it too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,7 +15,7 @@ from flask import Response, current_app, request
 
 from mock_server.core.profiles import Profile
 from mock_server.http.documents import admin_document, api_document
-from schemas.contract import ContractValidator, Operation
+from schemas.contract import ContractValidator
 from schemas.wire import API_BASE, API_ROOT
 
 EXTENSION = "agentstatus.contract"
@@ -35,19 +32,6 @@ def openapi_path(rule: str) -> str:
         return "{" + head + "".join(part.capitalize() for part in rest) + "}"
 
     return _CONVERTER.sub(camel, rule)
-
-
-def answer_violations(
-    validator: ContractValidator,
-    operation: Operation | None,
-    status: int,
-    body: bytes,
-    headers: Mapping[str, str],
-) -> list[str]:
-    """How one answer (``operation`` None: no route took the request) breaks the validator's
-    document, its media type read from its ``Content-Type`` header in any letter case."""
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    return validator.violations(operation, status, body, content_type=content_type, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -78,8 +62,8 @@ class ResponseContract:
         operation = None if template is None else validator.operation(method, template)
         if template is not None and operation is None:
             return [f"{method} {template} is routed but not in the document"]
-        return answer_violations(
-            validator, operation, response.status_code, response.get_data(), dict(response.headers)
+        return validator.answer_violations(
+            operation, response.status_code, response.get_data(), dict(response.headers)
         )
 
 

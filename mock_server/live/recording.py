@@ -32,10 +32,9 @@ from typing import Any
 from mock_server.core.errors import AuthenticationFailed
 from mock_server.core.profiles import DEFAULT, PROFILES
 from mock_server.http.api import basic_credentials
-from mock_server.http.profile_document import profile_document
+from mock_server.live.judge import ContractJudge
 from mock_server.testdouble.journal import MASK, header_value, masked_headers
-from schemas.contract import ContractValidator, is_json_media_type, media_type_of
-from schemas.documents import VENDOR_DOCUMENT, bundle
+from schemas.contract import is_json_media_type, media_type_of
 from schemas.wire import API_BASE
 
 MIN_SCRUBBED_SECRET = 4
@@ -168,55 +167,22 @@ def recorded_message(headers: dict[str, str], raw: bytes) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Judgement:
-    """One answered exchange against both layers of the contract."""
+class RecordedAnswer:
+    """An answered exchange of a recording, as ``ContractJudge`` judges it."""
 
-    breaches: list[str]
-    """How it breaks the vendor contract: a failure."""
-    differences: list[str]
-    """How it breaks the emulator's promise (only when it keeps the vendor contract)."""
-    matching_profiles: list[str]
-    """The other profiles whose promise it keeps (only when it differs)."""
+    method: str
+    path: str
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
 
-
-class RecordingContract:
-    """The two layers a live recording is judged by, as the contract kit judges a live tenant:
-    the vendor contract, and the promise of each profile, ``profile``'s being the one compared
-    with. An exchange is routed by each document on its own (in the reference profile a PUT on
-    ``.../agents/bulk`` is the single set of agent "bulk"); a 405 is judged as unrouted."""
-
-    def __init__(self, profile: str = DEFAULT.name) -> None:
-        self.profile = profile
-        self.vendor = ContractValidator(bundle(VENDOR_DOCUMENT))
-        self.promises = {
-            name: ContractValidator(profile_document(chosen)) for name, chosen in PROFILES.items()
-        }
-
-    @staticmethod
-    def _violations(validator: ContractValidator, exchange: Mapping[str, Any]) -> list[str]:
-        status = int(exchange["status"])
+    @classmethod
+    def of(cls, exchange: Mapping[str, Any]) -> RecordedAnswer:
         response = Message.of(exchange["response"])
         path = str(exchange["path"]).removeprefix(API_BASE)
-        operation = None if status == 405 else validator.route(exchange["method"], path)
-        return validator.violations(
-            operation,
-            status,
-            response.body,
-            content_type=response.content_type,
-            headers=response.headers,
+        return cls(
+            str(exchange["method"]), path, int(exchange["status"]), response.body, response.headers
         )
-
-    def judge(self, exchange: Mapping[str, Any]) -> Judgement:
-        breaches = self._violations(self.vendor, exchange)
-        if breaches:
-            return Judgement(breaches, [], [])
-        differences = self._violations(self.promises[self.profile], exchange)
-        matching = [
-            name
-            for name, promise in sorted(self.promises.items())
-            if differences and name != self.profile and not self._violations(promise, exchange)
-        ]
-        return Judgement([], differences, matching)
 
 
 def answered(exchanges: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -235,23 +201,25 @@ def run_validate(args: argparse.Namespace) -> int:
     except RecordingError as error:
         print(f"agentstatus-mock validate-recording: {error}", file=sys.stderr)
         return 2
-    contract = RecordingContract(args.profile)
+    contract = ContractJudge(args.profile)
     checked = broken = differing = 0
     for number, exchange in answered(exchanges):
         checked += 1
-        judgement = contract.judge(exchange)
-        broken += bool(judgement.breaches)
-        differing += bool(judgement.differences)
+        answer = RecordedAnswer.of(exchange)
+        judgement = contract.judge(answer)
         where = f"#{number} {exchange['method']} {exchange['path']}: "
-        for problem in judgement.breaches:
-            print(where + problem)
+        if judgement.breaches:
+            broken += 1
+            for problem in judgement.breaches:
+                print(where + problem)
+            continue
+        differing += bool(judgement.differences)
         for difference in judgement.differences:
             print(where + DIFFERENCE + difference)
-        if judgement.matching_profiles:
-            names = ", ".join(judgement.matching_profiles)
-            profiles = (
-                "profiles answer" if len(judgement.matching_profiles) > 1 else "profile answers"
-            )
+        matching = contract.matching_profiles(answer) if judgement.differences else []
+        if matching:
+            names = ", ".join(matching)
+            profiles = "profiles answer" if len(matching) > 1 else "profile answers"
             print(f"{where}the emulator's {names} {profiles} the same")
     skipped = len(exchanges) - checked
     print(
