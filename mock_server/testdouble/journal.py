@@ -28,6 +28,8 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
 )
 MASK = "***"
+
+
 def mask_header(name: str, value: str) -> str:
     """The value to show for a header: secrets keep only their scheme, e.g. ``Basic ***``."""
     if name.lower() not in SECRET_HEADERS:

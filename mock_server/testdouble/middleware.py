@@ -21,7 +21,6 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from mock_server.http.admin import require_admin_token
 from mock_server.http.api import (
-    API_ROOT,
     PROBLEM_MIMETYPE,
     forbidden_xml_response,
     json_response,
@@ -39,6 +38,7 @@ from mock_server.testdouble.journal import (
     masked_headers,
     masked_request_headers,
 )
+from schemas.wire import API_ROOT
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
