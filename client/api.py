@@ -24,15 +24,7 @@ from client.bulk import (
     method_refused,
     other_method,
 )
-from client.config import (
-    ENV_BASE_URL,
-    ENV_PLATFORM,
-    ENV_TENANT,
-    ENV_TOKEN,
-    ENV_USERNAME,
-    base_url_of,
-    environment_settings,
-)
+from client.config import base_url_of, environment_settings
 from client.errors import AgentStatusError, ConfigurationError, RateLimitedError
 from client.models import Agent, BulkResult, ChangeOutcome, StatusChange, StatusCode
 from client.responses import (
@@ -46,21 +38,9 @@ from client.responses import (
 )
 from client.retry import Replay, RetryPolicy, may_retry_status, parse_retry_after
 from schemas.rules import REPEATABLE
-from schemas.wire import agent_path, agents_path, basic_authorization, bulk_path
+from schemas.wire import agent_path, agents_path, bulk_path
 
-# The environment variables and the Basic credentials are defined in client.config and
-# schemas.wire; they stay importable from here, where contract_tests imports them.
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "ENV_BASE_URL",
-    "ENV_PLATFORM",
-    "ENV_TENANT",
-    "ENV_TOKEN",
-    "ENV_USERNAME",
-    "AgentStatusClient",
-    "Timeout",
-    "basic_authorization",
-]
+__all__ = ["DEFAULT_TIMEOUT", "AgentStatusClient", "Timeout"]
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,14 @@ from urllib.parse import urlsplit
 
 from client.errors import ConfigurationError
 from schemas import wire
-from schemas.wire import UnknownPlatform
-
-ENV_BASE_URL = "AGENTSTATUS_BASE_URL"
-ENV_PLATFORM = "AGENTSTATUS_PLATFORM"
-ENV_TENANT = "AGENTSTATUS_TENANT"
-ENV_USERNAME = "AGENTSTATUS_USERNAME"
-ENV_TOKEN = "AGENTSTATUS_TOKEN"
+from schemas.wire import (
+    ENV_BASE_URL,
+    ENV_PLATFORM,
+    ENV_TENANT,
+    ENV_TOKEN,
+    ENV_USERNAME,
+    UnknownPlatform,
+)
 
 
 class Connection(TypedDict):

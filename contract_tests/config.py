@@ -16,9 +16,8 @@ from typing import Literal
 
 import pytest
 
-from client.api import ENV_BASE_URL, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
 from mock_server.http.control import ADMIN_TOKEN_ENV
-from schemas.wire import API_BASE
+from schemas.wire import API_BASE, ENV_BASE_URL, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
 
 TargetKind = Literal["emulator", "emulator-url", "live"]
 

@@ -99,6 +99,14 @@ def platform_url(name: str) -> str:
         raise UnknownPlatform(name, sorted(table)) from None
 
 
+ENV_BASE_URL = "AGENTSTATUS_BASE_URL"
+ENV_PLATFORM = "AGENTSTATUS_PLATFORM"
+ENV_TENANT = "AGENTSTATUS_TENANT"
+ENV_USERNAME = "AGENTSTATUS_USERNAME"
+ENV_TOKEN = "AGENTSTATUS_TOKEN"
+"""Where every tool of the project (the client, ``import``, ``proxy``, the contract kit) reads
+a live tenant's address and credentials from; ``AGENTSTATUS_BASE_URL`` wins over the platform."""
+
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer every JSON parser holds exactly (RFC 8259, section 6)."""
 

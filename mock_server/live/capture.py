@@ -24,9 +24,9 @@ import requests
 import yaml
 
 from mock_server.core.fixtures import FixtureError, build_tenants
-from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, TOKEN_ENV, api_url
+from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, api_url
 from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
-from schemas.wire import UnknownPlatform, agents_path, integral
+from schemas.wire import ENV_TOKEN, UnknownPlatform, agents_path, integral
 
 TOKEN_PLACEHOLDER = "REPLACE-WITH-THE-ACTION-TOKEN"
 UNGROUPED = 0
@@ -185,7 +185,7 @@ def write_fixture(document: Mapping[str, Any], path: Path) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     """The ``import`` command: read the live tenant, write the fixture file."""
-    token = os.environ.get(TOKEN_ENV, "")
+    token = os.environ.get(ENV_TOKEN, "")
     missing = [
         f"--{name.replace('_', '-')} (or {ENV[name]})"
         for name in ("tenant", "username")
@@ -194,7 +194,7 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.base_url and not args.platform:
         missing.insert(0, f"--base-url or --platform (or {ENV['base_url']})")
     if not token:
-        missing.append(f"the token in {TOKEN_ENV} (never an option, so it stays out of history)")
+        missing.append(f"the token in {ENV_TOKEN} (never an option, so it stays out of history)")
     if missing:
         print(f"agentstatus-mock import: missing {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -228,7 +228,7 @@ def add_import_command(commands: Any) -> None:
         "--from-live",
         action="store_true",
         required=True,
-        help=f"read the tenant through the public API (GET only); the token comes from {TOKEN_ENV}",
+        help=f"read the tenant through the public API (GET only); the token comes from {ENV_TOKEN}",
     )
     parser.add_argument(
         "--base-url",

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import argparse
 
-from schemas.wire import platform_url
+from schemas.wire import (
+    ENV_BASE_URL,
+    ENV_PLATFORM,
+    ENV_TENANT,
+    ENV_USERNAME,
+    platform_url,
+)
 
 ENV = {
-    "base_url": "AGENTSTATUS_BASE_URL",
-    "platform": "AGENTSTATUS_PLATFORM",
-    "tenant": "AGENTSTATUS_TENANT",
-    "username": "AGENTSTATUS_USERNAME",
+    "base_url": ENV_BASE_URL,
+    "platform": ENV_PLATFORM,
+    "tenant": ENV_TENANT,
+    "username": ENV_USERNAME,
 }
-TOKEN_ENV = "AGENTSTATUS_TOKEN"
+"""Each option's variable, by the option's name (the token is never an option)."""
 TIMEOUT_SECONDS = 30.0
 
 
