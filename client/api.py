@@ -28,7 +28,6 @@ from client.config import base_url_of, environment_settings
 from client.errors import AgentStatusError, ConfigurationError, RateLimitedError
 from client.models import Agent, BulkResult, ChangeOutcome, StatusChange, StatusCode
 from client.responses import (
-    REQUEST_ID_HEADER,
     agent_page,
     error_from_response,
     json_object,
@@ -38,7 +37,7 @@ from client.responses import (
 )
 from client.retry import Replay, RetryPolicy, may_retry_status, parse_retry_after
 from schemas.rules import REPEATABLE
-from schemas.wire import agent_path, agents_path, bulk_path
+from schemas.wire import REQUEST_ID_HEADER, agent_path, agents_path, bulk_path
 
 __all__ = ["DEFAULT_TIMEOUT", "AgentStatusClient", "Timeout"]
 

@@ -31,9 +31,8 @@ from client.errors import (
 )
 from client.models import Agent
 from client.retry import parse_retry_after
-from schemas.wire import integral
+from schemas.wire import REQUEST_ID_HEADER, integral
 
-REQUEST_ID_HEADER = "X-Request-Id"
 BODY_PREVIEW_CHARS = 300
 XML_FORBIDDEN_MARK = "<API><Error>403"
 

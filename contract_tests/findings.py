@@ -21,6 +21,7 @@ from contract_tests.answer import Answer
 from schemas import load_schema
 from schemas.contract import UNROUTED_RESPONSES
 from schemas.documents import API_DOCUMENT
+from schemas.wire import FORBIDDEN_XML
 
 MAX_EVIDENCE = 3
 EVIDENCE_CHARS = 240
@@ -220,7 +221,7 @@ DECLARED_STATUSES = frozenset(UNROUTED_RESPONSES) | frozenset(
     if str(code).isdigit()
 )
 PROBLEM_MEMBERS = frozenset(load_schema("problem.schema.json")["required"])
-XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
+XML_FORBIDDEN = FORBIDDEN_XML.encode()
 
 
 def _problem_difference(answer: Answer, body: Any) -> str | None:

@@ -8,8 +8,9 @@ from contract_tests.conformance import Conformance
 from contract_tests.http import ApiTransport, Credentials
 from contract_tests.target import Target
 from mock_server.harness.handle import Emulator
+from schemas.wire import FORBIDDEN_XML
 
-XML_FORBIDDEN = b"<API><Error>403 - Forbidden.</Error></API>"
+XML_FORBIDDEN = FORBIDDEN_XML.encode()
 # The reference answers 403 ("not authorized to access this tenant"); a tenant that does not
 # exist may as well be 401 or 404. Only an answer with data breaks the vendor contract.
 REFUSED = (401, 403, 404)

@@ -19,11 +19,12 @@ from mock_server.http.api import api_blueprint
 from mock_server.http.context import EXTENSION, EmulatorState
 from mock_server.http.documents import docs
 from mock_server.http.problems import install_error_rendering, render_error
-from mock_server.http.request_ids import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_of
+from mock_server.http.request_ids import RequestIdMiddleware, request_id_of
 from mock_server.http.validation import EXTENSION as CONTRACT_EXTENSION
 from mock_server.http.validation import ResponseContract, response_violations
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.testdouble.middleware import install as install_test_double
+from schemas.wire import REQUEST_ID_HEADER
 
 
 class EmulatorFlask(Flask):

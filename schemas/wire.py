@@ -99,6 +99,12 @@ def platform_url(name: str) -> str:
         raise UnknownPlatform(name, sorted(table)) from None
 
 
+FORBIDDEN_XML = "<API><Error>403 - Forbidden.</Error></API>"
+"""The guide's body of the 403 for a tenant whose API is not enabled, as ``application/xml``."""
+REQUEST_ID_HEADER = "X-Request-Id"
+"""The emulator's promise (``openapi.yaml``), not the vendor's: each answer's id, which the
+client reads where any service sends it."""
+
 ENV_BASE_URL = "AGENTSTATUS_BASE_URL"
 ENV_PLATFORM = "AGENTSTATUS_PLATFORM"
 ENV_TENANT = "AGENTSTATUS_TENANT"

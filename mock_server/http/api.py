@@ -25,7 +25,8 @@ from mock_server.core.errors import ApiNotEnabled, AuthenticationFailed
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.context import read_json_body
 from mock_server.http.parsing import bulk_changes, page_request, single_change
-from mock_server.http.request_ids import REQUEST_ID_HEADER, new_request_id
+from mock_server.http.request_ids import new_request_id
+from schemas.wire import REQUEST_ID_HEADER
 
 API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
 JSON_MIMETYPE = "application/json"

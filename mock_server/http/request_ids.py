@@ -10,10 +10,11 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from schemas.wire import REQUEST_ID_HEADER
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-REQUEST_ID_HEADER = "X-Request-Id"
 ENVIRON_KEY = "agentstatus.request_id"
 _VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 _VERSION_4_MASK = ~((0xF000 << 64) | (0xC000 << 48))

@@ -27,7 +27,7 @@ from mock_server.http.api import (
     problem_response,
 )
 from mock_server.http.context import RAW_BODY_KEY, read_json_body
-from mock_server.http.request_ids import REQUEST_ID_HEADER, new_request_id
+from mock_server.http.request_ids import new_request_id
 from mock_server.testdouble.faults import Fault, FaultRegistry
 from mock_server.testdouble.journal import (
     DEFAULT_JOURNAL_SIZE,
@@ -38,7 +38,7 @@ from mock_server.testdouble.journal import (
     masked_headers,
     masked_request_headers,
 )
-from schemas.wire import API_ROOT
+from schemas.wire import API_ROOT, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
