@@ -17,7 +17,6 @@ import requests
 
 from client.auth import TokenAuth
 from client.bulk import (
-    BULK_LIMIT,
     BulkMethod,
     chunk_outcomes,
     method_hints,
@@ -37,7 +36,7 @@ from client.responses import (
 )
 from client.retry import Replay, RetryPolicy, may_retry_status, parse_retry_after
 from schemas.rules import REPEATABLE
-from schemas.wire import REQUEST_ID_HEADER, agent_path, agents_path, bulk_path
+from schemas.wire import BULK_LIMIT, REQUEST_ID_HEADER, agent_path, agents_path, bulk_path
 
 __all__ = ["DEFAULT_TIMEOUT", "AgentStatusClient", "Timeout"]
 

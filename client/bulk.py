@@ -14,12 +14,8 @@ import requests
 
 from client.models import AGENT_ID, ChangeOutcome, StatusChange
 from client.responses import json_object, unexpected
-from schemas import load_schema
 
 BulkMethod = Literal["POST", "PUT"]
-
-BULK_LIMIT: int = load_schema("bulk-request.schema.json")["properties"]["agents"]["maxItems"]
-"""The reference's ``maxItems`` for a bulk request, as the written contract holds it."""
 
 
 def other_method(method: BulkMethod) -> BulkMethod:

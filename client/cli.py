@@ -15,13 +15,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from client.api import DEFAULT_TIMEOUT, AgentStatusClient
-from client.bulk import BULK_LIMIT
 from client.bulk_file import CSV_COLUMNS, BulkFileError, read_changes
 from client.display import ProgressBar, show_agents, show_bulk, show_error, show_set
 from client.errors import AgentStatusError, ConfigurationError
 from client.models import StatusCode, parse_status
 from client.retry import RetryPolicy
-from schemas.wire import ENV_BASE_URL, ENV_PLATFORM, ENV_TENANT, ENV_TOKEN, ENV_USERNAME
+from schemas.wire import (
+    BULK_LIMIT,
+    ENV_BASE_URL,
+    ENV_PLATFORM,
+    ENV_TENANT,
+    ENV_TOKEN,
+    ENV_USERNAME,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -19,9 +19,9 @@ from contract_tests.model import REFUSALS, StatusCode
 from contract_tests.target import Target
 from mock_server.core.profiles import DEFAULT, PROFILES
 from schemas.rules import REPEATABLE, AgentStatus
+from schemas.wire import BULK_LIMIT
 
 LIMIT_PROBE_ENTRIES = 101
-DOCUMENTED_LIMIT = 100
 # A number, as group ids are (the reference's example is 100), that no tenant uses.
 NO_SUCH_GROUP = "987654329"
 PROBE_CODE = StatusCode(987_654_321, 987_654_322, "KitProbe")
@@ -36,7 +36,7 @@ POINTS: dict[str, tuple[str, Any, Any]] = {
     "single_requires_status_codes": ("single set: status-code fields required", True, False),
     "bulk_requires_agent_status": ("bulk entry: agent-status required", False, True),
     "bulk_requires_status_codes": ("bulk entry: status-code fields required", True, False),
-    "bulk_limit": ("bulk size limit", None, DOCUMENTED_LIMIT),
+    "bulk_limit": ("bulk size limit", None, BULK_LIMIT),
     "single_success_body": ("single set: 200 has a body", True, False),
     "bulk_result_message": ("bulk result: has message", True, False),
     "tenant_forbidden_xml": ("403 for another tenant's path is XML", True, False),
@@ -201,15 +201,13 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     if over.status == 207:
         result.add("bulk_limit", None, UNKNOWN_IDS, f"{LIMIT_PROBE_ENTRIES} entries answered 207")
         return
-    at_limit = api.bulk(method, {"agents": [_entry(unknown)] * DOCUMENTED_LIMIT})
-    observed: int | str = (
-        DOCUMENTED_LIMIT if at_limit.status == 207 else f"below {DOCUMENTED_LIMIT}"
-    )
+    at_limit = api.bulk(method, {"agents": [_entry(unknown)] * BULK_LIMIT})
+    observed: int | str = BULK_LIMIT if at_limit.status == 207 else f"below {BULK_LIMIT}"
     result.add(
         "bulk_limit",
         observed,
         UNKNOWN_IDS,
-        f"{LIMIT_PROBE_ENTRIES} entries: {over.status}; {DOCUMENTED_LIMIT}: {at_limit.status}",
+        f"{LIMIT_PROBE_ENTRIES} entries: {over.status}; {BULK_LIMIT}: {at_limit.status}",
     )
 
 

@@ -99,6 +99,8 @@ def platform_url(name: str) -> str:
         raise UnknownPlatform(name, sorted(table)) from None
 
 
+BULK_LIMIT: int = load_schema("bulk-request.schema.json")["properties"]["agents"]["maxItems"]
+"""The reference's ``maxItems`` for a bulk request (the guide states no limit)."""
 FORBIDDEN_XML = "<API><Error>403 - Forbidden.</Error></API>"
 """The guide's body of the 403 for a tenant whose API is not enabled, as ``application/xml``."""
 REQUEST_ID_HEADER = "X-Request-Id"
