@@ -1,10 +1,11 @@
 """The four Agent Status API operations: each view parses its request (``http.parsing``),
 makes one backend call and renders the typed answer as JSON.
 
-Authentication runs once, in the blueprint's ``before_request``, before any view.
-View names are the vendor's operation ids; the views hold their backend, and the rendered
-lists and agents, kept per backend revision: a repeated read is a dict lookup, and any write
-moves the revision, so nothing is served stale.
+Authentication runs once, in the blueprint's ``before_request``, before any view. The routes
+are the documents' paths (``schemas.wire``); view names are the vendor's operation ids and their
+arguments the documents' path parameters (``tenantId``, ``agentId``). The views hold their
+backend, and the lists and agents they rendered, per backend revision: a repeated read is a
+dict lookup, and any write moves the revision, so nothing is served stale.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.context import read_json_body
 from mock_server.http.parsing import bulk_changes, page_request, single_change
 from mock_server.http.request_ids import new_request_id
-from schemas.wire import REQUEST_ID_HEADER
+from schemas.wire import AGENT, AGENTS, API_BASE, BULK, REQUEST_ID_HEADER, route_rule
 
-API_PREFIX = "/api/v1/tenants/<tenant_id>/agentstatus"
 JSON_MIMETYPE = "application/json"
 PROBLEM_MIMETYPE = PROBLEM_MEDIA_TYPE
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
@@ -132,11 +132,11 @@ class AgentStatusViews:
 
     def authorize(self) -> None:
         """Runs before every view: a request that fails it reaches none."""
-        tenant_id = (request.view_args or {})["tenant_id"]
+        tenant_id = (request.view_args or {})["tenantId"]
         username, token = basic_credentials(request.environ.get("HTTP_AUTHORIZATION"))
         self.backend.authorize(tenant_id, username, token)
 
-    def getagentsstatus(self, tenant_id: str) -> Response:
+    def getagentsstatus(self, tenantId: str) -> Response:
         """The query parameters read are the profile's: the others are ignored, as unknown."""
         profile, args = self.backend.profile, request.args
         group_id = args.get("groupId") if profile.group_filter else None
@@ -146,9 +146,9 @@ class AgentStatusViews:
             else None
         )
         if group_id is None and page is None:
-            return Response(self._whole_list(tenant_id), mimetype=JSON_MIMETYPE)
+            return Response(self._whole_list(tenantId), mimetype=JSON_MIMETYPE)
         listed = self.backend.list_agents(
-            tenant_id, None if group_id is None else group_id.strip(), page
+            tenantId, None if group_id is None else group_id.strip(), page
         )
         return Response(agents_json(listed), mimetype=JSON_MIMETYPE)
 
@@ -160,24 +160,24 @@ class AgentStatusViews:
             self._lists.put(revision, tenant_id, rendered)
         return rendered
 
-    def getagentstatus(self, tenant_id: str, agent_id: str) -> Response:
+    def getagentstatus(self, tenantId: str, agentId: str) -> Response:
         revision = self.backend.revision()
-        rendered = self._agents.get(revision, (tenant_id, agent_id))
+        rendered = self._agents.get(revision, (tenantId, agentId))
         if rendered is None:
-            rendered = orjson.dumps(self.backend.get_agent(tenant_id, agent_id).to_api())
-            self._agents.put(revision, (tenant_id, agent_id), rendered)
+            rendered = orjson.dumps(self.backend.get_agent(tenantId, agentId).to_api())
+            self._agents.put(revision, (tenantId, agentId), rendered)
         return Response(rendered, mimetype=JSON_MIMETYPE)
 
-    def setagentstatus(self, tenant_id: str, agent_id: str) -> Response:
+    def setagentstatus(self, tenantId: str, agentId: str) -> Response:
         change = single_change(read_json_body(), self.backend.profile)
-        self.backend.set_agent_status(tenant_id, agent_id, change)
+        self.backend.set_agent_status(tenantId, agentId, change)
         if self.backend.profile.single_success_body:
             return Response(SUCCESS_JSON, mimetype=JSON_MIMETYPE)
         return empty_response()
 
-    def setagentsstatuses(self, tenant_id: str) -> Response:
+    def setagentsstatuses(self, tenantId: str) -> Response:
         changes = bulk_changes(read_json_body(), self.backend.profile)
-        outcomes = self.backend.set_agents_statuses(tenant_id, changes)
+        outcomes = self.backend.set_agents_statuses(tenantId, changes)
         with_message = self.backend.profile.bulk_result_message
         body = {"data": [_bulk_result(outcome, with_message) for outcome in outcomes]}
         return json_response(body, status=207)
@@ -215,13 +215,17 @@ def api_blueprint(backend: AgentStatusBackend) -> Blueprint:
     """
     views = AgentStatusViews(backend)
     bulk_methods = list(backend.profile.bulk_methods)
-    api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+    api = Blueprint("api", __name__, url_prefix=API_BASE)
     api.record_once(_register_converters)
     api.before_request(views.authorize)
-    api.add_url_rule("/agents", view_func=views.getagentsstatus, methods=["GET"])
-    api.add_url_rule("/agents/bulk", view_func=views.setagentsstatuses, methods=bulk_methods)
-    api.add_url_rule(
-        "/agents/<readable_agent_id:agent_id>", view_func=views.getagentstatus, methods=["GET"]
-    )
-    api.add_url_rule("/agents/<agent_id>", view_func=views.setagentstatus, methods=["PUT"])
+    api.add_url_rule(route_rule(AGENTS), view_func=views.getagentsstatus, methods=["GET"])
+    api.add_url_rule(route_rule(BULK), view_func=views.setagentsstatuses, methods=bulk_methods)
+    api.add_url_rule(_readable(route_rule(AGENT)), view_func=views.getagentstatus, methods=["GET"])
+    api.add_url_rule(route_rule(AGENT), view_func=views.setagentstatus, methods=["PUT"])
     return api
+
+
+def _readable(rule: str) -> str:
+    """``rule`` with its last segment, the agent id, read by ``ReadableAgentId``."""
+    head, last = rule.rsplit("/", 1)
+    return f"{head}/<readable_agent_id:{last.strip('<>')}>"

@@ -19,7 +19,7 @@ from schemas.contract import ContractValidator
 from schemas.wire import API_BASE, API_ROOT
 
 EXTENSION = "agentstatus.contract"
-_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_]+)>")
 
 
 @cache
