@@ -20,7 +20,7 @@ from schemas.rules import (
     unknown_status_name,
     unlisted_status_refusal,
 )
-from schemas.wire import integral
+from schemas.wire import STATUS_CODE_FIELDS, integral
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -51,9 +51,7 @@ def _with_extra(kind: type[_Result], values: dict[str, Any]) -> _Result:
 
 AGENT_ID = "agent-id"
 AGENT_STATUS = "agent-status"
-LIST_ID = "status-code-list-id"
-ITEM_ID = "status-code-item-id"
-SHORT_CODE = "status-code-item-short-code"
+LIST_ID, ITEM_ID, SHORT_CODE = STATUS_CODE_FIELDS
 NAME = "name"
 SUB_STATUS = "agent-sub-status"
 CHANGE_STATUS = "change-status"

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mock_server.core.profiles import STATUS_CODE_FIELDS
 from schemas.rules import SETTABLE, AgentStatus, can_transition
+from schemas.wire import STATUS_CODE_FIELDS
 
 STATE_FIELDS = ("agent-status", *STATUS_CODE_FIELDS)
 CODE_KINDS = ("none", "valid", "bad_list", "bad_item", "bad_short")

@@ -20,7 +20,7 @@ from contract_tests.config import KitConfig
 from contract_tests.guard import RestoreLedger, RestoreProblem, WriteGuard, describe_agent
 from contract_tests.http import ApiTransport, Credentials
 from contract_tests.model import STATE_FIELDS, Expectation, StatusCode
-from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
+from mock_server.core.profiles import DEFAULT
 from mock_server.harness.handle import Emulator
 from mock_server.live.judge import ContractJudge
 from schemas.rules import (
@@ -30,7 +30,7 @@ from schemas.rules import (
     AgentStatus,
     can_transition,
 )
-from schemas.wire import integral
+from schemas.wire import STATUS_CODE_FIELDS, integral
 
 UNKNOWN_LIST_ID = 987_654_321
 UNKNOWN_ITEM_ID = 987_654_322

@@ -9,8 +9,8 @@ import pytest
 from contract_tests.conformance import NO_SUCH_GROUP, Conformance
 from contract_tests.http import ApiTransport
 from contract_tests.target import Target, not_applicable
-from mock_server.core.profiles import STATUS_CODE_FIELDS
 from mock_server.harness.handle import Emulator
+from schemas.wire import STATUS_CODE_FIELDS
 
 LIVE_READ_SAMPLE = 10
 

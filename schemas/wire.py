@@ -99,6 +99,8 @@ def platform_url(name: str) -> str:
         raise UnknownPlatform(name, sorted(table)) from None
 
 
+STATUS_CODE_FIELDS = ("status-code-list-id", "status-code-item-id", "status-code-item-short-code")
+"""A status code's members in a change request and in an agent: list id, item id, short code."""
 BULK_LIMIT: int = load_schema("bulk-request.schema.json")["properties"]["agents"]["maxItems"]
 """The reference's ``maxItems`` for a bulk request (the guide states no limit)."""
 FORBIDDEN_XML = "<API><Error>403 - Forbidden.</Error></API>"

@@ -36,6 +36,7 @@ from schemas.rules import (
     AgentStatus,
     transition_refusal,
 )
+from schemas.wire import STATUS_CODE_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +87,14 @@ class AgentPage:
 def pairing_refusal(change: StatusChange) -> str | None:
     """Why the status-code fields do not go together (list and item both or neither, a short
     code only with them), or None. Judged per change: a bulk entry's own 400, not the request's."""
+    list_field, item_field, short_field = STATUS_CODE_FIELDS
     if (change.list_id is None) != (change.item_id is None):
         given, missing = (
-            ("status-code-list-id", "status-code-item-id")
-            if change.item_id is None
-            else ("status-code-item-id", "status-code-list-id")
+            (list_field, item_field) if change.item_id is None else (item_field, list_field)
         )
         return f"{missing} is required when {given} is given."
     if change.short_code is not None and change.item_id is None:
-        return (
-            "status-code-list-id and status-code-item-id are required "
-            "when status-code-item-short-code is given."
-        )
+        return f"{list_field} and {item_field} are required when {short_field} is given."
     return None
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+from schemas.wire import FORBIDDEN_XML
+
 
 class ApiError(Exception):
     """Base of every refusal. ``detail`` names exactly what was wrong."""
@@ -47,7 +49,7 @@ class ApiNotEnabled(ApiError):
     """403 with the guide's XML body: the tenant's Agent Status API is switched off."""
 
     status = HTTPStatus.FORBIDDEN
-    XML_BODY = "<API><Error>403 - Forbidden.</Error></API>"
+    XML_BODY = FORBIDDEN_XML
 
     def __init__(
         self, detail: str = "The Agent Status API is not enabled for this tenant."

@@ -13,7 +13,6 @@ from typing import Any
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 """RFC 7807's media type for Problem JSON."""
-STATUS_CODE_FIELDS = ("status-code-list-id", "status-code-item-id", "status-code-item-short-code")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 
 import requests
 
-from mock_server.core.profiles import STATUS_CODE_FIELDS
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
-from schemas.wire import API_BASE, BULK, agents_path, segment
+from schemas.wire import API_BASE, BULK, STATUS_CODE_FIELDS, agents_path, segment
 
 TIMEOUT_SECONDS = 10.0
 StatusCodes = tuple[int | None, int | None, str | None]

@@ -15,9 +15,9 @@ from typing import Any
 
 from mock_server.core.backend import PageRequest, StatusChange
 from mock_server.core.errors import InvalidRequest
-from mock_server.core.profiles import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, STATUS_CODE_FIELDS, Profile
+from mock_server.core.profiles import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Profile
 from schemas.rules import AgentStatus, transition_refusal, unknown_status_refusal
-from schemas.wire import MAX_SAFE_INTEGER, integral
+from schemas.wire import MAX_SAFE_INTEGER, STATUS_CODE_FIELDS, integral
 
 BULK_FIELD = "agents"
 SINGLE_BODY = "The request body"
@@ -74,9 +74,8 @@ def status_change(
         if not status.settable:
             raise InvalidRequest(f"{prefix}{transition_refusal(status, status)}")
 
-    list_raw = payload.get("status-code-list-id")
-    item_raw = payload.get("status-code-item-id")
-    short_raw = payload.get("status-code-item-short-code")
+    list_field, item_field, short_field = STATUS_CODE_FIELDS
+    list_raw, item_raw, short_raw = (payload.get(name) for name in STATUS_CODE_FIELDS)
     if require_codes:
         for name, value in zip(STATUS_CODE_FIELDS, (list_raw, item_raw, short_raw), strict=True):
             if value is None:
@@ -85,12 +84,10 @@ def status_change(
     for name in NOT_NULL_FIELDS:
         if name in payload and payload[name] is None:
             raise InvalidRequest(f"{prefix}{name} must not be null; leave it out instead.")
-    list_id = None if list_raw is None else _integer(list_raw, f"{prefix}status-code-list-id")
-    item_id = None if item_raw is None else _integer(item_raw, f"{prefix}status-code-item-id")
+    list_id = None if list_raw is None else _integer(list_raw, f"{prefix}{list_field}")
+    item_id = None if item_raw is None else _integer(item_raw, f"{prefix}{item_field}")
     if short_raw is not None and not isinstance(short_raw, str):
-        raise InvalidRequest(
-            f"{prefix}status-code-item-short-code must be a string, got {describe(short_raw)}."
-        )
+        raise InvalidRequest(f"{prefix}{short_field} must be a string, got {describe(short_raw)}.")
     return StatusChange(status=status, list_id=list_id, item_id=item_id, short_code=short_raw)
 
 

@@ -19,11 +19,10 @@ from mock_server.core.profiles import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     PROBLEM_MEDIA_TYPE,
-    STATUS_CODE_FIELDS,
     Profile,
 )
 from schemas.documents import API_DOCUMENT, bundle
-from schemas.wire import AGENT, AGENTS, BULK, MAX_SAFE_INTEGER
+from schemas.wire import AGENT, AGENTS, BULK, MAX_SAFE_INTEGER, STATUS_CODE_FIELDS
 
 OPERATION_KEYS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 BULK_METHOD_ORIGIN = {"POST": "the reference's", "PUT": "the guide's"}

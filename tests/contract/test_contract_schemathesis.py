@@ -30,11 +30,11 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from mock_server import create_app
-from mock_server.core.profiles import DEFAULT, STATUS_CODE_FIELDS
+from mock_server.core.profiles import DEFAULT
 from mock_server.http.documents import api_document
 from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.rules import SETTABLE
-from schemas.wire import API_BASE
+from schemas.wire import API_BASE, STATUS_CODE_FIELDS
 
 MAX_EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "20"))
 STATEFUL_STEPS = 6

@@ -72,9 +72,9 @@ from test_contract_schemathesis import (
 )
 
 from mock_server import create_app
-from mock_server.core.profiles import MAX_PAGE_SIZE, STATUS_CODE_FIELDS
+from mock_server.core.profiles import MAX_PAGE_SIZE
 from mock_server.serving.threaded import RunningServer, start_in_thread
-from schemas.wire import API_BASE
+from schemas.wire import API_BASE, STATUS_CODE_FIELDS
 
 VENDOR_DOCUMENT = Path(__file__).resolve().parents[2] / "schemas" / "official-openapi.json"
 STATEFUL_STEPS = 6
