@@ -6,6 +6,7 @@ Schema files live beside this module and are addressed by their file name, for e
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from importlib import resources
@@ -16,9 +17,14 @@ import yaml
 SCHEMA_PACKAGE = "schemas"
 
 
-@cache
 def load_schema(name: str) -> dict[str, Any]:
-    """One schema file of this package, parsed (JSON or YAML by extension)."""
+    """One schema file of this package, parsed (JSON or YAML by extension): the caller's own
+    copy, so that changing it never changes what the next caller reads."""
+    return copy.deepcopy(_parsed(name))
+
+
+@cache
+def _parsed(name: str) -> dict[str, Any]:
     text = resources.files(SCHEMA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
     document: dict[str, Any] = yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
     return document

@@ -140,3 +140,11 @@ def test_a_bulk_entry_may_pair_codes_wrongly_but_a_single_set_may_not(
     entry = {"agent-id": "a", "agent-status": 3, **fields}
     assert errors("bulk-request.schema.json", {"agents": [entry]}) == []
     assert errors("set-status-request.schema.json", {"agent-status": 3, **fields}) != []
+
+
+def test_a_loaded_schema_is_the_callers_own_copy() -> None:
+    """Changing what ``load_schema`` returned never changes what the next caller reads."""
+    first = load_schema("platforms.json")
+    first["platforms"]["NA12"] = "https://changed.invalid"
+    first.clear()
+    assert load_schema("platforms.json")["platforms"]["NA12"] != "https://changed.invalid"
