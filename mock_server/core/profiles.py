@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from schemas.wire import BULK_LIMIT
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 """RFC 7807's media type for Problem JSON."""
 
@@ -53,7 +55,7 @@ DEFAULT = Profile(
     single_requires_status_codes=False,
     bulk_requires_agent_status=False,
     bulk_requires_status_codes=False,
-    bulk_limit=100,
+    bulk_limit=BULK_LIMIT,
     single_success_body=True,
     bulk_result_message=True,
     tenant_forbidden_xml=False,
@@ -85,7 +87,7 @@ REFERENCE = Profile(
     single_requires_status_codes=False,
     bulk_requires_agent_status=True,
     bulk_requires_status_codes=False,
-    bulk_limit=100,
+    bulk_limit=BULK_LIMIT,
     single_success_body=False,
     bulk_result_message=False,
     tenant_forbidden_xml=False,
