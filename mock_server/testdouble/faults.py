@@ -20,7 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mock_server.core.errors import ApiError, InvalidRequest
-from schemas.wire import integral, path_ids
+from schemas.wire import MAX_SAFE_INTEGER, integral, path_ids
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
 MAX_LATENCY_MS = 60_000
@@ -118,13 +118,14 @@ def _optional_text(document: dict[str, Any], name: str, where: str) -> str | Non
     return value
 
 
-def _integer(value: object, name: str, low: int, high: int | None = None) -> int:
-    """An integral JSON number (2 or 2.0, as the API reads numbers) within ``low``-``high``."""
+def _integer(value: object, name: str, low: int, high: int = MAX_SAFE_INTEGER) -> int:
+    """An integral JSON number (2 or 2.0, as the API reads numbers) within ``low``-``high``;
+    ``high`` is at most ``MAX_SAFE_INTEGER``, the largest every JSON parser holds exactly."""
     number = integral(value)
     if number is None or number < low:
         raise InvalidRequest(f"{name} must be an integer of at least {low}, got {value!r}.")
-    if high is not None and number > high:
-        raise InvalidRequest(f"{name} must be at most {high}, got {number}.")
+    if number > high:
+        raise InvalidRequest(f"{name} must be at most {high}, got {value!r}.")
     return number
 
 
@@ -196,8 +197,15 @@ def parse_fault(fault_id: str, raw: object) -> Fault:
     action = _parse_action(raw.get("action"))
     if action is None and latency == 0:
         raise InvalidRequest("action is required unless latency-ms is given.")
+    definition = dict(raw)
+    if action is not None:
+        definition["action"] = action
+    if "latency-ms" in raw:
+        definition["latency-ms"] = latency
     times = raw.get("times")
     remaining = None if times is None else _integer(times, "times", 1)
+    if remaining is not None:
+        definition["times"] = remaining
     probability = raw.get("probability", 1)
     if (
         isinstance(probability, bool)
@@ -207,13 +215,12 @@ def parse_fault(fault_id: str, raw: object) -> Fault:
         raise InvalidRequest(
             f"probability must be a number above 0 and at most 1, got {probability!r}."
         )
-    raw_seed = raw.get("seed", 0)
-    seed = integral(raw_seed)
-    if seed is None:
-        raise InvalidRequest(f"seed must be an integer, got {raw_seed!r}.")
+    seed = _integer(raw.get("seed", 0), "seed", -MAX_SAFE_INTEGER)
+    if "seed" in raw:
+        definition["seed"] = seed
     return Fault(
         id=fault_id,
-        definition=dict(raw),
+        definition=definition,
         match=match,
         latency_ms=latency,
         action=action,

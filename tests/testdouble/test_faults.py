@@ -183,6 +183,26 @@ def test_fault_numbers_are_read_as_the_api_reads_them(client: FlaskClient) -> No
     assert [list_status(client) for _ in range(3)] == [502, 502, 200]
 
 
+@pytest.mark.parametrize("field", ["times", "latency-ms", "seed"])
+@pytest.mark.parametrize("value", [1e300, 10**23, -(10**23)])
+def test_fault_numbers_beyond_json_range_are_refused(
+    client: FlaskClient, field: str, value: float
+) -> None:
+    """A number no JSON parser holds exactly is a 400 naming it, and nothing is registered."""
+    definition = {"action": {"type": "respond", "status": 503}, field: value}
+    answer = client.post("/__admin/faults", json=definition)
+    assert answer.status_code == 400
+    assert field in answer.json["detail"]
+    assert client.get("/__admin/faults").json == {"faults": []}
+
+
+def test_a_fault_is_listed_with_the_numbers_it_was_read_as(client: FlaskClient) -> None:
+    definition = {"action": {"type": "respond", "status": 503.0}, "times": 2.0, "seed": 7.0}
+    created = client.post("/__admin/faults", json=definition).json
+    assert (created["times"], created["seed"], created["action"]["status"]) == (2, 7, 503)
+    assert all(isinstance(created[name], int) for name in ("times", "seed"))
+
+
 def run_with_probability(seed: int) -> list[int]:
     client = create_app(validate_responses=True).test_client()
     add_fault(
