@@ -252,7 +252,7 @@ def target(kit: KitSession) -> Iterator[Target]:
 def conformance(target: Target, kit: KitSession) -> Conformance:
     """Every disputed point, probed once per session; also what later checks build on."""
     if target.emulator is not None:
-        target.emulator.reset()
+        target.emulator.reset_state()
     result = probe(target)
     target.bulk_method = result.bulk_method
     if target.config.live:
@@ -270,7 +270,7 @@ def api(target: Target) -> ApiTransport:
 def fresh(target: Target) -> Target:
     """The target, its tenant back at the fixture when it is an emulator (each check alone)."""
     if target.emulator is not None:
-        target.emulator.reset()
+        target.emulator.reset_state()
     return target
 
 

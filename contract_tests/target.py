@@ -262,7 +262,7 @@ class Target:
         """Every agent changed so far back where it started, now (the run goes on): so that
         each example of a state machine on a live target starts from the same state."""
         if self.emulator is not None:
-            self.emulator.reset()
+            self.emulator.reset_state()
             return
         for agent_id, start in self.ledger.starts().items():
             problem = self._restore_one(agent_id, start)
@@ -361,7 +361,7 @@ def open_target(config: KitConfig, api_root: str, emulator: Emulator | None) -> 
     )
     admin_agents: dict[str, dict[str, Any]] = {}
     if emulator is not None:
-        emulator.reset()
+        emulator.reset_state()
         admin_agents = {a["agent-id"]: a for a in emulator.state()["agents"]}
     initial = {agent["agent-id"]: agent for agent in api.agents()}
     if config.write_agents is None:

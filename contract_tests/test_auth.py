@@ -118,5 +118,5 @@ def test_a_new_token_replaces_the_old_one_at_once(fresh: Target, emulator: Emula
         assert list_with(api, new) == 200
         assert list_with(api, api.credentials) == 401
     finally:
-        emulator.reset()
+        emulator.reset_state()
     assert list_with(api, api.credentials) == 200

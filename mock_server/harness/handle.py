@@ -348,14 +348,20 @@ class Emulator:
 
     def reset(self) -> None:
         """This tenant back to its starting document, its faults and journal cleared."""
+        self.reset_state()
+        self.faults.clear()
+        self.journal.clear()
+
+    def reset_state(self) -> None:
+        """This tenant's agents, settings and token back to its starting document, and
+        nothing else: its journal and faults stay (the contract kit resets a shared emulator
+        this way, and must leave what its owner recorded or set up)."""
         if self._document is None:
             self.control.call("POST", tenant_path(self.tenant, "reset"))
             self.token = self._start_token
         else:
             self.control.call("PUT", tenant_path(self.tenant), self._document)
             self.token = self._document["token"]
-        self.faults.clear()
-        self.journal.clear()
 
     def close(self) -> None:
         """Remove what this handle set up; a tenant it created is deleted."""

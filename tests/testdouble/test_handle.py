@@ -23,3 +23,17 @@ def test_an_agent_id_is_sent_whole_never_cut_at_a_reserved_character() -> None:
         with pytest.raises(ControlPlaneError, match="'ag\\?x#y' does not match"):
             emulator.put_agent("ag?x#y", 9, group)
         assert "ag" not in {agent["agent-id"] for agent in emulator.state()["agents"]}
+
+
+def test_reset_state_leaves_the_journal_and_faults_reset_clears_them() -> None:
+    """The contract kit resets a shared emulator with ``reset_state``: what its owner recorded
+    and set up stays."""
+    with emulate() as emulator:
+        emulator.faults.fail(503, times=5, method="DELETE")
+        requests.get(emulator.agents_url, auth=emulator.auth, timeout=5)
+        emulator.reset_state()
+        assert len(emulator.journal.entries()) == 1
+        assert len(emulator.faults.list()) == 1
+        emulator.reset()
+        assert emulator.journal.entries() == []
+        assert emulator.faults.list() == []
