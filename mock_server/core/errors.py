@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from schemas.wire import FORBIDDEN_XML
-
 
 class ApiError(Exception):
     """Base of every refusal. ``detail`` names exactly what was wrong."""
@@ -49,7 +47,6 @@ class ApiNotEnabled(ApiError):
     """403 with the guide's XML body: the tenant's Agent Status API is switched off."""
 
     status = HTTPStatus.FORBIDDEN
-    XML_BODY = FORBIDDEN_XML
 
     def __init__(
         self, detail: str = "The Agent Status API is not enabled for this tenant."

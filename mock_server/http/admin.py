@@ -11,10 +11,10 @@ import hmac
 from flask import Blueprint, Response, request
 
 from mock_server.core.errors import AdminForbidden
-from mock_server.http.api import json_response
 from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from mock_server.http.parsing import agent_document, api_enabled, tenant_document
+from mock_server.http.rendering import json_response
 
 admin = Blueprint("admin", __name__, url_prefix=ADMIN_ROOT)
 

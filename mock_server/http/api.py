@@ -10,9 +10,6 @@ dict lookup, and any write moves the revision, so nothing is served stale.
 
 from __future__ import annotations
 
-import base64
-import uuid
-from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -22,89 +19,15 @@ from werkzeug.routing import BaseConverter
 
 from mock_server.core.backend import AgentPage, AgentStatusBackend, BulkOutcome
 from mock_server.core.caches import CACHED_ENTRIES, RevisionCache
-from mock_server.core.errors import ApiNotEnabled, AuthenticationFailed
-from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
+from mock_server.http.auth import basic_credentials
 from mock_server.http.context import read_json_body
 from mock_server.http.parsing import bulk_changes, page_request, single_change
-from mock_server.http.request_ids import new_request_id
-from schemas.wire import AGENT, AGENTS, API_BASE, BULK, REQUEST_ID_HEADER, route_rule
+from mock_server.http.rendering import JSON_MIMETYPE, empty_response, json_response
+from schemas.wire import AGENT, AGENTS, API_BASE, BULK, route_rule
 
-JSON_MIMETYPE = "application/json"
-PROBLEM_MIMETYPE = PROBLEM_MEDIA_TYPE
 SUCCESS_BODY = {"reason": "OK", "change-status": 200, "message": "Agent status change successful"}
 SUCCESS_JSON = orjson.dumps(SUCCESS_BODY)
 FAILURE_MESSAGE = "Agent status change failed"
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype=JSON_MIMETYPE)
-
-
-def problem_response(
-    status: int,
-    detail: str,
-    request_id: str | None = None,
-    media_type: str = PROBLEM_MIMETYPE,
-) -> Response:
-    """The one RFC 7807 body every error is answered with; ``instance`` and ``X-Request-Id``
-    carry the same id (the request's, or a new one), so a client can quote either.
-    ``media_type`` is the profile's for the API (``Profile.error_media_type``)."""
-    if request_id is None:
-        request_id = new_request_id()
-    response = json_response(
-        {
-            "type": "about:blank",
-            "title": _phrase(status),
-            "status": status,
-            "detail": detail,
-            "instance": f"urn:uuid:{uuid.UUID(request_id)}",
-        },
-        status=status,
-    )
-    response.mimetype = media_type
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
-
-
-def empty_response(status: int = 200) -> Response:
-    """A response with no body and so no media type (not Flask's default ``text/html``)."""
-    response = Response(status=status)
-    del response.headers["Content-Type"]
-    return response
-
-
-def forbidden_xml_response() -> Response:
-    """The guide's 403 with its XML body, the only 403 the guide shows."""
-    return Response(ApiNotEnabled.XML_BODY, status=403, mimetype="application/xml")
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def basic_credentials(header: str | None) -> tuple[str, str]:
-    """Username and token from an ``Authorization: Basic …`` header, or a precise 401."""
-    if not header:
-        raise AuthenticationFailed(
-            "The Authorization header is missing; use HTTP Basic with the tenant's username "
-            "and action token."
-        )
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise AuthenticationFailed("The Authorization header must use the Basic scheme.")
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except ValueError:  # bad base64, non-ASCII text or invalid UTF-8
-        raise AuthenticationFailed(
-            "The Basic credentials are not valid base64 of 'username:token'."
-        ) from None
-    username, colon, token = decoded.partition(":")
-    if not colon:
-        raise AuthenticationFailed("The Basic credentials must have the form 'username:token'.")
-    return username, token
 
 
 def agents_json(listed: AgentPage) -> bytes:

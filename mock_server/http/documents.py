@@ -13,9 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mock_server.core.profiles import Profile
-from mock_server.http.api import json_response
 from mock_server.http.context import backend_of
 from mock_server.http.profile_document import profile_document
+from mock_server.http.rendering import json_response
 from schemas.documents import ADMIN_DOCUMENT, bundle
 from schemas.wire import API_BASE
 

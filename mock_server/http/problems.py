@@ -17,12 +17,9 @@ from mock_server.core.errors import (
     RouteNotFound,
     TenantForbidden,
 )
-from mock_server.http.api import (
-    PROBLEM_MIMETYPE,
-    forbidden_xml_response,
-    problem_response,
-)
+from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.context import state_of
+from mock_server.http.rendering import forbidden_xml_response, problem_response
 from mock_server.http.request_ids import request_id_of
 from schemas.wire import AGENTS, API_BASE, API_ROOT
 
@@ -56,7 +53,7 @@ def render_error(error: ApiError) -> Response:
             int(error.status),
             error.detail,
             request_id_of(request.environ),
-            profile.error_media_type if on_api else PROBLEM_MIMETYPE,
+            profile.error_media_type if on_api else PROBLEM_MEDIA_TYPE,
         )
     response.headers.update(error.headers)
     return response

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
-from mock_server.core.errors import ApiNotEnabled
 from mock_server.core.profiles import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -22,7 +21,7 @@ from mock_server.core.profiles import (
     Profile,
 )
 from schemas.documents import API_DOCUMENT, bundle
-from schemas.wire import AGENT, AGENTS, BULK, MAX_SAFE_INTEGER, STATUS_CODE_FIELDS
+from schemas.wire import AGENT, AGENTS, BULK, FORBIDDEN_XML, MAX_SAFE_INTEGER, STATUS_CODE_FIELDS
 
 OPERATION_KEYS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 BULK_METHOD_ORIGIN = {"POST": "the reference's", "PUT": "the guide's"}
@@ -179,7 +178,7 @@ def _tenant_forbidden(document: dict[str, Any], profile: Profile) -> str:
         del forbidden["content"][media_type]
     forbidden["description"] = (
         "Valid credentials used on another tenant's path, or a tenant whose Agent Status API is "
-        f"not enabled: the guide's XML body, exactly `{ApiNotEnabled.XML_BODY}` (the only 403 "
+        f"not enabled: the guide's XML body, exactly `{FORBIDDEN_XML}` (the only 403 "
         f"the guide shows), in {_named(profile)}."
     )
     return "every 403 (another tenant's path, a disabled API) is the guide's XML body"

@@ -28,7 +28,7 @@ import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from mock_server.http.api import problem_response
+from mock_server.http.rendering import problem_response
 from mock_server.live.recording import (
     RecordingWriter,
     masked,
@@ -36,26 +36,11 @@ from mock_server.live.recording import (
     scrub,
     secrets_of,
 )
-from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, api_url
+from mock_server.live.upstream import ENV, NOT_FORWARDED, TIMEOUT_SECONDS, api_url
 from mock_server.serving.threaded import add_listen_options, is_loopback
 from mock_server.testdouble.journal import header_value
 from schemas.wire import API_ROOT, UnknownPlatform
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Recomputed by whoever sends the message on: requests for the upstream, Werkzeug for the client.
-NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": gzip.decompress,
     "deflate": zlib.decompress,

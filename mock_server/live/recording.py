@@ -31,7 +31,7 @@ from typing import Any
 
 from mock_server.core.errors import AuthenticationFailed
 from mock_server.core.profiles import DEFAULT, PROFILES
-from mock_server.http.api import basic_credentials
+from mock_server.http.auth import basic_credentials
 from mock_server.live.judge import ContractJudge
 from mock_server.testdouble.journal import MASK, header_value, masked_headers
 from schemas.contract import is_json_media_type, media_type_of

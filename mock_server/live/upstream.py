@@ -22,6 +22,22 @@ ENV = {
 }
 """Each option's variable, by the option's name (the token is never an option)."""
 TIMEOUT_SECONDS = 30.0
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+"""Headers never relayed: whoever sends the message on recomputes them (requests for the
+upstream, Werkzeug for the client)."""
 
 
 def api_url(args: argparse.Namespace) -> str:

@@ -19,14 +19,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
+from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.admin import require_admin_token
-from mock_server.http.api import (
-    PROBLEM_MIMETYPE,
-    forbidden_xml_response,
-    json_response,
-    problem_response,
-)
 from mock_server.http.context import RAW_BODY_KEY, read_json_body
+from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
 from mock_server.testdouble.faults import Fault, FaultRegistry
 from mock_server.testdouble.journal import (
@@ -127,7 +123,7 @@ class TestDoubleMiddleware:
         app: WSGIApplication,
         faults: FaultRegistry,
         journal: Journal,
-        error_media_type: str = PROBLEM_MIMETYPE,
+        error_media_type: str = PROBLEM_MEDIA_TYPE,
     ) -> None:
         self.app = app
         self.faults = faults
@@ -272,7 +268,7 @@ def clear_requests() -> Response:
 def install(
     app: Flask,
     journal_size: int = DEFAULT_JOURNAL_SIZE,
-    error_media_type: str = PROBLEM_MIMETYPE,
+    error_media_type: str = PROBLEM_MEDIA_TYPE,
 ) -> None:
     """Give ``app`` fault injection and a journal of ``journal_size`` entries; an injected
     error's default Problem JSON is sent as ``error_media_type`` (the profile's)."""

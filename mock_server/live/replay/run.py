@@ -10,10 +10,10 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from mock_server.app import create_app
-from mock_server.live.proxy import NOT_FORWARDED
 from mock_server.live.recording import Message, answered
 from mock_server.live.replay.compare import Difference, Normaliser, compare
 from mock_server.live.replay.mapping import IdMap, first_sightings, map_agents, map_tenants
+from mock_server.live.upstream import NOT_FORWARDED
 from schemas.wire import basic_authorization
 
 WRONG_TOKEN = "not-the-token"
