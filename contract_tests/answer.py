@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MASK = "***"
+from mock_server.testdouble.journal import MASK
 
 EXCERPT_CHARS = 300
 

@@ -19,7 +19,7 @@ from contract_tests.model import REFUSALS, StatusCode
 from contract_tests.target import Target
 from mock_server.core.profiles import DEFAULT, PROFILES
 from schemas.rules import REPEATABLE, AgentStatus
-from schemas.wire import BULK_LIMIT
+from schemas.wire import BULK_LIMIT, BULK_SEGMENT
 
 LIMIT_PROBE_ENTRIES = 101
 # A number, as group ids are (the reference's example is 100), that no tenant uses.
@@ -166,11 +166,14 @@ def _bulk_points(target: Target, result: Conformance, unknown: str) -> None:
     answers = {}
     # A PUT on .../agents/bulk is a single set of agent "bulk" where only POST is the bulk
     # method; the full list shows no such agent, so the guard may let it through.
-    bulk_is_unknown = "bulk" not in target.initial and api.get_agent("bulk").status in (404, 405)
+    bulk_is_unknown = BULK_SEGMENT not in target.initial and api.get_agent(BULK_SEGMENT).status in (
+        404,
+        405,
+    )
     if bulk_is_unknown:
-        api.guard.mark_absent("bulk")  # not listed, and cannot be read: no such agent
+        api.guard.mark_absent(BULK_SEGMENT)  # not listed, and cannot be read: no such agent
     for method in ("POST", "PUT"):
-        if method == "PUT" and not bulk_is_unknown and not api.guard.may_change("bulk"):
+        if method == "PUT" and not bulk_is_unknown and not api.guard.may_change(BULK_SEGMENT):
             continue
         answer = api.bulk(method, {"agents": [_entry(unknown)]})
         answers[method] = answer

@@ -10,7 +10,6 @@ from contract_tests.target import Target
 from mock_server.harness.handle import Emulator
 from schemas.wire import FORBIDDEN_XML
 
-XML_FORBIDDEN = FORBIDDEN_XML.encode()
 # The reference answers 403 ("not authorized to access this tenant"); a tenant that does not
 # exist may as well be 401 or 404. Only an answer with data breaks the vendor contract.
 REFUSED = (401, 403, 404)
@@ -106,7 +105,7 @@ def test_a_tenant_whose_api_is_disabled_gets_the_guides_xml_403(
     assert (answer.status, answer.media_type, answer.body) == (
         403,
         "application/xml",
-        XML_FORBIDDEN,
+        FORBIDDEN_XML.encode(),
     )
 
 

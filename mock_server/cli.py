@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--journal-size",
         type=int,
         default=DEFAULT_JOURNAL_SIZE,
-        help=f"how many API exchanges /__admin/requests keeps (default {DEFAULT_JOURNAL_SIZE})",
+        help=f"how many API exchanges {ADMIN_ROOT}/requests keeps (default {DEFAULT_JOURNAL_SIZE})",
     )
     serve.add_argument(
         "--watch",
@@ -135,7 +135,7 @@ def serve(args: argparse.Namespace) -> int:
 
         def announce(port: int) -> None:
             print(start_banner(f"http://{args.host}:{port}", args.fixture, document), flush=True)
-            print(f"Profile: {args.profile}. Control plane: /__admin/. Stop with Ctrl-C.")
+            print(f"Profile: {args.profile}. Control plane: {ADMIN_ROOT}/. Stop with Ctrl-C.")
             server_name = "threaded server" if args.workers == 1 else "gunicorn"
             print(f"Workers: {args.workers} ({server_name}). State: {chosen.description}.")
             sys.stdout.flush()

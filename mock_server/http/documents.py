@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 
 from mock_server.core.profiles import Profile
 from mock_server.http.context import backend_of
+from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.profile_document import profile_document
 from mock_server.http.rendering import json_response
 from schemas.documents import ADMIN_DOCUMENT, bundle
@@ -40,6 +41,6 @@ def get_api_document() -> Response:
     return json_response(document)
 
 
-@docs.get("/__admin/openapi.json")
+@docs.get(f"{ADMIN_ROOT}/openapi.json")
 def get_admin_document() -> Response:
     return json_response(admin_document())

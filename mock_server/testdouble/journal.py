@@ -20,12 +20,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from mock_server.core.errors import InvalidRequest
+from mock_server.http.control import ADMIN_HEADER
 from schemas.wire import path_ids
 
 DEFAULT_JOURNAL_SIZE = 1000
 MAX_RECORDED_BODY = 64 * 1024
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-admin-token"}
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", ADMIN_HEADER.lower()}
 )
 MASK = "***"
 

@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.admin import require_admin_token
 from mock_server.http.context import RAW_BODY_KEY, read_json_body
+from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
 from mock_server.testdouble.faults import Fault, FaultRegistry
@@ -208,7 +209,7 @@ class TestDoubleMiddleware:
         self.journal.record(exchange)
 
 
-testdouble = Blueprint("testdouble", __name__, url_prefix="/__admin")
+testdouble = Blueprint("testdouble", __name__, url_prefix=ADMIN_ROOT)
 testdouble.before_request(require_admin_token)
 
 
@@ -226,7 +227,7 @@ def journal_of(app: Flask) -> Journal:
 def create_fault() -> Response:
     fault = faults_of(current_app).add(read_json_body()).to_json()
     response = json_response(fault, status=201)
-    response.headers["Location"] = f"/__admin/faults/{fault['id']}"
+    response.headers["Location"] = f"{ADMIN_ROOT}/faults/{fault['id']}"
     return response
 
 
