@@ -59,7 +59,8 @@ def started(command: list[str], marker: str) -> Iterator[int]:
         start_new_session=True,
     )
     try:
-        assert process.stdout is not None
+        if process.stdout is None:  # Popen was given stdout=PIPE
+            raise RuntimeError(f"{command[0]}: no output to read")
         for line in process.stdout:
             if marker in line:
                 port = int(line.strip().rsplit(":", 1)[-1].split("/")[0].split()[-1])

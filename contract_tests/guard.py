@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.rules import AgentStatus
-from schemas.wire import BULK_SEGMENT, integral
+from schemas.wire import BULK_SEGMENT, STATUS_CODE_FIELDS, integral
 
 
 class WriteRefused(AssertionError):
@@ -117,10 +117,11 @@ def describe_agent(body: Mapping[str, Any] | None) -> str:
         text = AgentStatus(int(status)).label if status is not None else "no status"
     except (TypeError, ValueError):
         text = f"status {status!r}"
-    if "status-code-list-id" in body:
-        text += f", code {body.get('status-code-list-id')}/{body.get('status-code-item-id')}"
-        if "status-code-item-short-code" in body:
-            text += f" {body['status-code-item-short-code']}"
+    list_field, item_field, short_field = STATUS_CODE_FIELDS
+    if list_field in body:
+        text += f", code {body.get(list_field)}/{body.get(item_field)}"
+        if short_field in body:
+            text += f" {body[short_field]}"
     return text
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.wire import STATUS_CODE_FIELDS
+
 
 @dataclass(frozen=True, slots=True)
 class StatusCodeList:
@@ -46,12 +48,11 @@ class Agent:
     def to_api(self) -> dict[str, Any]:
         """The agent as the API shows it, in the guide's field order; absent fields omitted."""
         body: dict[str, Any] = {"agent-id": self.agent_id, "agent-status": self.status}
-        if self.list_id is not None:
-            body["status-code-list-id"] = self.list_id
-        if self.item_id is not None:
-            body["status-code-item-id"] = self.item_id
-        if self.short_code is not None:
-            body["status-code-item-short-code"] = self.short_code
+        for name, value in zip(
+            STATUS_CODE_FIELDS, (self.list_id, self.item_id, self.short_code), strict=True
+        ):
+            if value is not None:
+                body[name] = value
         if self.name is not None:
             body["name"] = self.name
         if self.sub_status is not None:

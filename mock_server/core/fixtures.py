@@ -24,8 +24,10 @@ from mock_server.core.errors import InvalidRequest
 from mock_server.core.fixture_check import agent_check, split_agents
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
+from schemas.wire import STATUS_CODE_FIELDS
 
 DEMO_FIXTURE = "demo.yaml"
+LIST_FIELD, ITEM_FIELD, SHORT_FIELD = STATUS_CODE_FIELDS
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader when installed: the same documents, many times faster."""
 
@@ -187,7 +189,8 @@ def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False
     """One agent in the fixture shape, checked against the tenant's groups and status codes."""
     if not validated:
         validate_document(raw, "agent", where)
-    assert isinstance(raw, Mapping)
+    if not isinstance(raw, Mapping):  # validated: the caller checked it against the schema
+        raise FixtureError(f"{where}: an agent must be an object.")
     group = tenant.groups.get(raw["group-id"])
     if group is None:
         raise FixtureError(
@@ -199,17 +202,16 @@ def build_agent(raw: object, tenant: Tenant, where: str, validated: bool = False
         status=raw["agent-status"],
         name=raw.get("name"),
         sub_status=raw.get("agent-sub-status"),
-        list_id=raw.get("status-code-list-id"),
-        item_id=raw.get("status-code-item-id"),
+        list_id=raw.get(LIST_FIELD),
+        item_id=raw.get(ITEM_FIELD),
         short_code=_short_code(raw, tenant, group, where),
     )
 
 
 def _short_code(raw: Mapping[str, Any], tenant: Tenant, group: Group, where: str) -> str | None:
     """The agent's short code: its item's, once its list, item and short code are consistent."""
-    list_id = raw.get("status-code-list-id")
-    item_id = raw.get("status-code-item-id")
-    short_code: str | None = raw.get("status-code-item-short-code")
+    list_id, item_id = raw.get(LIST_FIELD), raw.get(ITEM_FIELD)
+    short_code: str | None = raw.get(SHORT_FIELD)
     if list_id is None:
         return short_code
     if (list_id, item_id) == (LOGGED_OUT_STATUS_CODE_LIST_ID, LOGGED_OUT_STATUS_CODE_ITEM_ID):
