@@ -7,12 +7,10 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from mock_server.core.profiles import Profile
 from mock_server.http.context import backend_of
 from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.profile_document import profile_document
@@ -23,11 +21,6 @@ from schemas.wire import API_BASE
 docs = Blueprint("docs", __name__)
 
 
-def api_document(profile: Profile) -> dict[str, Any]:
-    """openapi.yaml, bundled, narrowed to what this profile does where the vendors disagree."""
-    return copy.deepcopy(profile_document(profile))
-
-
 def admin_document() -> dict[str, Any]:
     """admin-openapi.yaml, bundled."""
     return bundle(ADMIN_DOCUMENT)
@@ -35,7 +28,7 @@ def admin_document() -> dict[str, Any]:
 
 @docs.get("/openapi.json")
 def get_api_document() -> Response:
-    document = api_document(backend_of().profile)
+    document = profile_document(backend_of().profile)
     here = {"url": request.host_url.rstrip("/") + API_BASE, "description": "This emulator"}
     document["servers"] = [here, *document["servers"]]
     return json_response(document)

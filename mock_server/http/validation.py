@@ -14,7 +14,8 @@ from functools import cache
 from flask import Response, current_app, request
 
 from mock_server.core.profiles import Profile
-from mock_server.http.documents import admin_document, api_document
+from mock_server.http.documents import admin_document
+from mock_server.http.profile_document import profile_document
 from schemas.contract import ContractValidator
 from schemas.wire import API_BASE, API_ROOT
 
@@ -48,7 +49,7 @@ class ResponseContract:
     @classmethod
     def for_profile(cls, profile: Profile) -> ResponseContract:
         return cls(
-            api=ContractValidator(api_document(profile)),
+            api=ContractValidator(profile_document(profile)),
             admin=ContractValidator(admin_document()),
         )
 

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from mock_server import create_app
 from mock_server.core.profiles import DEFAULT
-from mock_server.http.documents import api_document
+from mock_server.http.profile_document import profile_document
 from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.rules import SETTABLE
 from schemas.wire import API_BASE, STATUS_CODE_FIELDS
@@ -84,7 +84,7 @@ def pinned_schema(document: dict[str, Any]) -> OpenApiSchema:
 
 
 # The document the emulator serves at /openapi.json (default profile).
-schema = pinned_schema(api_document(DEFAULT))
+schema = pinned_schema(profile_document(DEFAULT))
 
 
 def pin_tenant(case: Case[Any]) -> None:

@@ -44,7 +44,7 @@ from test_contract_schemathesis import (
 
 from mock_server import create_app
 from mock_server.core.profiles import PROFILES
-from mock_server.http.documents import api_document
+from mock_server.http.profile_document import profile_document
 from mock_server.serving.threaded import RunningServer, start_in_thread
 from schemas.contract import ContractValidator
 from schemas.wire import AGENT, AGENTS, BULK
@@ -313,7 +313,7 @@ def test_the_served_descriptions_name_no_other_profile(profile: str) -> None:
 
 def served_schema(profile: str) -> OpenApiSchema:
     """The profile's served document for Schemathesis, pinned as the default one is."""
-    return pinned_schema(api_document(PROFILES[profile]))
+    return pinned_schema(profile_document(PROFILES[profile]))
 
 
 guide_schema = served_schema("guide")
@@ -356,3 +356,9 @@ def test_the_reference_document_passes_every_check(
     case: Case[Any], profile_servers: dict[str, RunningServer]
 ) -> None:
     check_served(case, profile_servers["reference"], falls_through=True)
+
+
+def test_each_caller_gets_its_own_copy_of_a_profile_document() -> None:
+    first = profile_document(PROFILES["reference"])
+    first["paths"].clear()
+    assert profile_document(PROFILES["reference"])["paths"]
