@@ -11,9 +11,9 @@ the import-linter contract in ``pyproject.toml``, fail otherwise), from the top:
 - ``http`` — the wire: views, authentication, Problem rendering, control plane, documents;
 - ``core`` — the state and the rules applied to it, with no Flask.
 
-The public names are ``create_app`` and, for tests without a server, ``emulate`` and
-``emulated`` (``mock_server.harness.inprocess``); they are imported lazily, so that importing a
-lower layer does not load the others.
+The public names are ``create_app``, for tests without a server ``emulate`` and ``emulated``
+(``mock_server.harness.inprocess``), and ``Emulator``, the handle either gives a test; they
+are imported lazily, so that importing a lower layer does not load the others.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mock_server.app import create_app
+    from mock_server.harness.handle import Emulator
     from mock_server.harness.inprocess import emulate, emulated
 
-__all__ = ["create_app", "emulate", "emulated"]
+__all__ = ["Emulator", "create_app", "emulate", "emulated"]
 _HOMES = {
     "create_app": "mock_server.app",
     "emulate": "mock_server.harness.inprocess",
     "emulated": "mock_server.harness.inprocess",
+    "Emulator": "mock_server.harness.handle",
 }
 
 

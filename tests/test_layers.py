@@ -36,10 +36,11 @@ def test_a_layer_loads_without_the_ones_above(module: str, absent: list[str]) ->
 
 
 def test_the_public_names_import_from_the_package() -> None:
-    from mock_server import create_app, emulate, emulated
+    from mock_server import Emulator, create_app, emulate, emulated
+    from mock_server.harness.handle import Emulator as HomeEmulator
     from mock_server.harness.inprocess import emulate as home_emulate
 
-    assert emulate is home_emulate
+    assert emulate is home_emulate and Emulator is HomeEmulator
     assert callable(create_app) and callable(emulated)
 
 

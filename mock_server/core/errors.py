@@ -1,6 +1,6 @@
 """Every error the emulator can answer, one class each, carrying its status and reason.
 
-The backend raises them; one Flask error handler (``mock_server.app``) renders them, as
+The backend raises them; one renderer (``mock_server.http.problems``) answers them, as
 RFC 7807 Problem JSON, or as the guide's XML body for the "API not enabled" 403.
 Views never build an error body themselves.
 """

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from mock_server.app import create_app
-from mock_server.core import backend as models
+from mock_server.core import backend
 from mock_server.core.errors import InvalidRequest
 from mock_server.core.profiles import DEFAULT, Profile
 from mock_server.serving.threaded import start_in_thread
@@ -26,7 +26,7 @@ def _backend_rules(source: AgentStatus, targets: frozenset[AgentStatus]) -> Prof
     """The backend refuses by a table whose ``source`` row is ``targets`` (the true table
     is read-only, so the backend's own lookup is what is swapped)."""
     table = TransitionTable({**ALLOWED_TRANSITIONS, source: targets})
-    models.transition_refusal = table.refusal
+    backend.transition_refusal = table.refusal
     return DEFAULT
 
 
@@ -48,7 +48,7 @@ def bulk_limit_ignored() -> Profile:
 
 def status_code_list_not_checked() -> Profile:
     """A list not assigned to the agent's group is accepted."""
-    original = models._check_status_code
+    original = backend._check_status_code
 
     def unchecked(tenant: Any, agent: Any, target: Any, change: Any) -> str | None:
         try:
@@ -59,21 +59,21 @@ def status_code_list_not_checked() -> Profile:
             short: str | None = tenant.status_code_lists[change.list_id].items.get(change.item_id)
             return short
 
-    models._check_status_code = unchecked
+    backend._check_status_code = unchecked
     return DEFAULT
 
 
 def unknown_agent_is_500_in_bulk() -> Profile:
     """A bulk entry for an unknown agent answers change-status 500 instead of 404."""
-    original = models.AgentStatusBackend.set_agents_statuses
+    original = backend.AgentStatusBackend.set_agents_statuses
 
-    def wrapped(self: Any, tenant_id: str, payload: object) -> list[models.BulkOutcome]:
+    def wrapped(self: Any, tenant_id: str, payload: object) -> list[backend.BulkOutcome]:
         return [
             replace(outcome, change_status=500) if outcome.change_status == 404 else outcome
             for outcome in original(self, tenant_id, payload)
         ]
 
-    models.AgentStatusBackend.set_agents_statuses = wrapped  # type: ignore[method-assign]
+    backend.AgentStatusBackend.set_agents_statuses = wrapped  # type: ignore[method-assign]
     return DEFAULT
 
 
