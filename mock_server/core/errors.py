@@ -7,14 +7,17 @@ Views never build an error body themselves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
+from types import MappingProxyType
 
 
 class ApiError(Exception):
     """Base of every refusal. ``detail`` names exactly what was wrong."""
 
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
-    headers: dict[str, str] = {}  # noqa: RUF012 - read-only class default
+    headers: Mapping[str, str] = MappingProxyType({})
+    """Sent with the error's answer; read-only, as a class default is shared."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -31,7 +34,9 @@ class AuthenticationFailed(ApiError):
     """401: missing, malformed or wrong Basic credentials."""
 
     status = HTTPStatus.UNAUTHORIZED
-    headers = {"WWW-Authenticate": 'Basic realm="8x8 Agent Status API", charset="UTF-8"'}  # noqa: RUF012
+    headers = MappingProxyType(
+        {"WWW-Authenticate": 'Basic realm="8x8 Agent Status API", charset="UTF-8"'}
+    )
 
 
 class TenantForbidden(ApiError):
@@ -86,7 +91,7 @@ class MethodNotAllowed(ApiError):
 
     def __init__(self, detail: str, allowed: list[str]) -> None:
         super().__init__(detail)
-        self.headers = {"Allow": ", ".join(sorted(allowed))}
+        self.headers = MappingProxyType({"Allow": ", ".join(sorted(allowed))})
 
 
 class PayloadTooLarge(ApiError):

@@ -8,7 +8,9 @@ report probes the same rows and compares them with ``claims()``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import Any
 
 from schemas.wire import BULK_LIMIT
@@ -96,7 +98,9 @@ REFERENCE = Profile(
     pagination=True,
 )
 
-PROFILES: dict[str, Profile] = {profile.name: profile for profile in (DEFAULT, GUIDE, REFERENCE)}
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {profile.name: profile for profile in (DEFAULT, GUIDE, REFERENCE)}
+)
 
 # The reference caps pageSize at 500 in its PageResult object.
 MAX_PAGE_SIZE = 500
