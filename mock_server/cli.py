@@ -18,7 +18,7 @@ from mock_server.live.capture import add_import_command
 from mock_server.live.proxy import add_proxy_command
 from mock_server.live.recording import add_validate_command
 from mock_server.live.replay import add_diff_command
-from mock_server.serving.threaded import add_listen_options, is_loopback
+from mock_server.serving.threaded import add_listen_options, refuses_remote
 from mock_server.serving.watch import FixtureWatcher
 from mock_server.serving.workers import GunicornServer, choose_store
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
@@ -107,12 +107,12 @@ def start_banner(base_url: str, fixture_path: str | None, document: dict[str, ob
 
 
 def serve(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host) and not args.admin_token:
-        print(
-            f"agentstatus-mock: refusing to listen on {args.host} without --admin-token: "
-            "the control plane would be open to the network.",
-            file=sys.stderr,
-        )
+    if refuses_remote(
+        "agentstatus-mock",
+        args.host,
+        unlocked=bool(args.admin_token),
+        reason=" without --admin-token: the control plane would be open to the network.",
+    ):
         return 2
     try:
         document = load_fixture(args.fixture)

@@ -37,7 +37,7 @@ from mock_server.live.recording import (
     secrets_of,
 )
 from mock_server.live.upstream import ENV, NOT_FORWARDED, TIMEOUT_SECONDS, api_url
-from mock_server.serving.threaded import add_listen_options, is_loopback
+from mock_server.serving.threaded import add_listen_options, refuses_remote
 from mock_server.testdouble.journal import header_value
 from schemas.wire import API_ROOT, UnknownPlatform
 
@@ -159,12 +159,12 @@ def _not_proxied() -> Response:
 
 def run_proxy(args: argparse.Namespace) -> int:
     """The ``proxy`` command: serve until Ctrl-C."""
-    if not is_loopback(args.host) and not args.allow_remote:
-        print(
-            f"agentstatus-mock proxy: refusing to listen on {args.host}: the proxy relays "
-            "callers to the tenant. Add --allow-remote if that is meant.",
-            file=sys.stderr,
-        )
+    if refuses_remote(
+        "agentstatus-mock proxy",
+        args.host,
+        unlocked=args.allow_remote,
+        reason=": the proxy relays callers to the tenant. Add --allow-remote if that is meant.",
+    ):
         return 2
     if not args.base_url and not args.platform:
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refuses_remote(command: str, host: str, *, unlocked: bool, reason: str) -> bool:
+    """Whether ``command`` must not listen on ``host``: beyond loopback only when ``unlocked``
+    (by the option ``reason`` names). When it must not, the one-line reason is on stderr."""
+    if unlocked or is_loopback(host):
+        return False
+    print(f"{command}: refusing to listen on {host}{reason}", file=sys.stderr)
+    return True
 
 
 @dataclass
