@@ -20,6 +20,7 @@ from client.display import ProgressBar, show_agents, show_bulk, show_error, show
 from client.errors import AgentStatusError, ConfigurationError
 from client.models import StatusCode, parse_status
 from client.retry import RetryPolicy
+from schemas import project_version
 from schemas.wire import (
     BULK_LIMIT,
     ENV_BASE_URL,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {project_version()}")
     _add_common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

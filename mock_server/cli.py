@@ -12,16 +12,18 @@ from werkzeug.serving import make_server
 from mock_server.app import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
 from mock_server.core.profiles import PROFILES
+from mock_server.core.sqlite_store import StateFileError
 from mock_server.http.context import EXTENSION
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.live.capture import add_import_command
 from mock_server.live.proxy import add_proxy_command
 from mock_server.live.recording import add_validate_command
 from mock_server.live.replay import add_diff_command
-from mock_server.serving.threaded import add_listen_options, refuses_remote
+from mock_server.serving.threaded import add_listen_options, port_in_use, refuses_remote
 from mock_server.serving.watch import FixtureWatcher
 from mock_server.serving.workers import GunicornServer, choose_store
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
+from schemas import project_version
 from schemas.wire import API_BASE, agents_path, basic_authorization
 
 
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentstatus-mock", description="An offline, stateful 8x8 Agent Status API."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {project_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the emulator")
     add_listen_options(serve, port=8080)
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--journal-size",
-        type=int,
+        type=_positive,
         default=DEFAULT_JOURNAL_SIZE,
         help=f"how many API exchanges {ADMIN_ROOT}/requests keeps (default {DEFAULT_JOURNAL_SIZE})",
     )
@@ -85,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
@@ -122,7 +128,18 @@ def serve(args: argparse.Namespace) -> int:
     if args.watch and (args.fixture is None or args.workers > 1):
         print("agentstatus-mock: --watch needs --fixture and a single worker.", file=sys.stderr)
         return 2
-    chosen = choose_store(args.state, args.workers)
+    if port_in_use(args.host, args.port):
+        print(
+            f"agentstatus-mock: port {args.port} is in use on {args.host}: choose another with "
+            "--port (make run PORT=...), or 0 for a free one.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        chosen = choose_store(args.state, args.workers)
+    except StateFileError as error:
+        print(f"agentstatus-mock: --state {error}", file=sys.stderr)
+        return 2
     try:
         app = create_app(
             document,

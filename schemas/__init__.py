@@ -9,12 +9,18 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from typing import Any
 
 import yaml
 
 SCHEMA_PACKAGE = "schemas"
+DISTRIBUTION = "agentstatus-twin"
+
+
+def project_version() -> str:
+    """The installed project's version, which both command lines print for ``--version``."""
+    return metadata.version(DISTRIBUTION)
 
 
 def load_schema(name: str) -> dict[str, Any]:

@@ -87,6 +87,12 @@ ON CONFLICT (tenant_id) DO UPDATE SET
 """
 
 
+class StateFileError(Exception):
+    """The state file cannot be used: its folder is missing or unwritable, or it is not an
+    emulator's SQLite file. The message names the file and SQLite's reason; nothing was
+    written to it."""
+
+
 class SQLiteStore:
     """A ``StateStore`` in one SQLite file (created when missing, reused when present)."""
 
@@ -97,9 +103,16 @@ class SQLiteStore:
         self._pool: list[sqlite3.Connection] = []
         self._inherited: list[object] = []
         self._thread_lock = threading.Lock()
-        connection = self._connect()
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(SCHEMA)
+        try:
+            connection = self._connect()
+        except sqlite3.DatabaseError as error:
+            raise StateFileError(f"{self.path}: {error}") from None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise StateFileError(f"{self.path}: {error}") from None
         self._pool.append(connection)
         self._shared = _SharedFile(Path(f"{self.path}.lock"))
         release = weakref.WeakMethod(self._release_connections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import socket
 import sys
@@ -23,8 +24,39 @@ def add_listen_options(parser: argparse.ArgumentParser, port: int) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=port, help=f"port (0 picks a free one; default {port})"
+        "--port", type=port_number, default=port, help=f"port (0 picks a free one; default {port})"
     )
+
+
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """A TCP port, or 0 for a free one; argparse names the option when this refuses."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"must be a port from 0 to {MAX_PORT} (0 picks a free one), got {text!r}"
+        )
+    return port
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``host:port`` is taken (0 never is): asked before serving, so that the answer
+    is one line whatever server would have failed to bind."""
+    if port == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
 
 
 def is_loopback(host: str) -> bool:
