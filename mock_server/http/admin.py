@@ -10,7 +10,7 @@ import hmac
 
 from flask import Blueprint, Response, request
 
-from mock_server.core.errors import AdminForbidden
+from mock_server.core.errors import AdminForbidden, InvalidRequest
 from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from mock_server.http.parsing import agent_document, api_enabled, tenant_document
@@ -29,10 +29,24 @@ def require_admin_token() -> None:
         raise AdminForbidden(f"The control plane needs a valid {ADMIN_HEADER} header.")
 
 
+RESET_SCOPES = ("state",)
+"""What ``?only=`` may narrow a reset to; without it a reset clears everything."""
+
+
 @admin.post("/reset")
 def reset_all() -> Response:
-    backend_of().reset()
-    return json_response({"reset": "all", "tenants": backend_of().tenant_ids()})
+    """Every tenant back to the fixture, and (unless ``?only=state``) every fault and the whole
+    journal cleared: a clean slate for tests that share an emulator."""
+    only = request.args.get("only")
+    if only is not None and only not in RESET_SCOPES:
+        scopes = ", ".join(RESET_SCOPES)
+        raise InvalidRequest(f"only must be one of {scopes}, got {only[:40]!r}.")
+    state = state_of()
+    state.backend.reset()
+    if only is None:
+        for clear in state.reset_hooks:
+            clear()
+    return json_response({"reset": only or "all", "tenants": state.backend.tenant_ids()})
 
 
 @admin.get("/tenants")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import orjson
 from flask import current_app, request
@@ -22,6 +23,9 @@ class EmulatorState:
 
     backend: AgentStatusBackend
     admin_token: str | None
+    reset_hooks: list[Callable[[], None]] = field(default_factory=list)
+    """What ``POST /__admin/reset`` clears besides the state: the layers above add theirs
+    (the test double its faults and journal), so this layer need not know them."""
 
 
 def state_of() -> EmulatorState:

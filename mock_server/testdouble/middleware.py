@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.admin import require_admin_token
-from mock_server.http.context import RAW_BODY_KEY, read_json_body
+from mock_server.http.context import EXTENSION, RAW_BODY_KEY, read_json_body
 from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
@@ -277,6 +277,7 @@ def install(
     journal = Journal(journal_size)
     app.extensions[FAULTS_EXTENSION] = faults
     app.extensions[JOURNAL_EXTENSION] = journal
+    app.extensions[EXTENSION].reset_hooks.extend([faults.clear, journal.clear])
     app.register_blueprint(testdouble)
     app.wsgi_app = TestDoubleMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, faults, journal, error_media_type

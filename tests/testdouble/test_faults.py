@@ -293,3 +293,30 @@ def test_fault_routes_need_the_admin_token_when_one_is_set() -> None:
     assert client.get("/__admin/requests").status_code == 403
     allowed = client.get("/__admin/faults", headers={"X-Admin-Token": "s3cret"})
     assert allowed.status_code == 200
+
+
+def test_reset_clears_faults_and_the_journal_as_well_as_the_state(client: FlaskClient) -> None:
+    """``POST /__admin/reset`` is a clean slate (as WireMock's reset is)."""
+    add_fault(client, {"action": {"type": "respond", "status": 503}, "times": 1})
+    add_fault(client, {"latency-ms": 1})
+    reset = client.post("/__admin/reset")
+    assert reset.status_code == 200 and reset.json["reset"] == "all"
+    assert client.get("/__admin/faults").json == {"faults": []}
+    assert client.get("/__admin/requests").json["requests"] == []
+    assert list_status(client) == 200
+
+
+def test_reset_of_the_state_only_keeps_faults_and_the_journal(client: FlaskClient) -> None:
+    add_fault(client, {"action": {"type": "respond", "status": 503}, "times": 1})
+    list_status(client, api_path(OTHER_TENANT))
+    reset = client.post("/__admin/reset?only=state")
+    assert reset.status_code == 200 and reset.json["reset"] == "state"
+    assert len(client.get("/__admin/faults").json["faults"]) == 1
+    assert len(client.get("/__admin/requests").json["requests"]) == 1
+
+
+def test_reset_names_an_unknown_scope(client: FlaskClient) -> None:
+    add_fault(client, {"latency-ms": 1})
+    refused = client.post("/__admin/reset?only=faults")
+    assert refused.status_code == 400 and "only" in refused.json["detail"]
+    assert len(client.get("/__admin/faults").json["faults"]) == 1
