@@ -12,6 +12,7 @@ from conftest import DEMO_TENANT, Api, api_path, basic, flask_api
 
 from mock_server import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
+from schemas import project_version
 
 SMALL: dict[str, Any] = {
     "tenants": [
@@ -193,3 +194,13 @@ def test_admin_token_guards_the_control_plane() -> None:
     assert client.post("/__admin/reset").status_code == 403
     assert client.post("/__admin/reset", headers={"X-Admin-Token": "wrong"}).status_code == 403
     assert client.post("/__admin/reset", headers={"X-Admin-Token": "s3cret"}).status_code == 200
+
+
+def test_health_answers_without_the_admin_token_and_names_the_version() -> None:
+    client = create_app(admin_token="s3cret", validate_responses=True).test_client()
+    health = client.get("/__admin/health")
+    assert health.status_code == 200
+    demo_tenants = len(load_fixture(None)["tenants"])
+    assert health.json == {"status": "ok", "version": project_version(), "tenants": demo_tenants}
+    assert client.get("/__admin/faults").status_code == 403
+    assert client.get("/__admin/tenants/" + DEMO_TENANT).status_code == 403

@@ -15,18 +15,31 @@ from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from mock_server.http.parsing import agent_document, api_enabled, tenant_document
 from mock_server.http.rendering import json_response
+from schemas import project_version
 
 admin = Blueprint("admin", __name__, url_prefix=ADMIN_ROOT)
+
+
+HEALTH_ENDPOINT = "admin.health"
+"""Open without the admin token: a health check (a container's, a load balancer's) holds no
+secret, and its answer tells nothing but that the emulator serves."""
 
 
 @admin.before_request
 def require_admin_token() -> None:
     expected = state_of().admin_token
-    if expected is None:
+    if expected is None or request.endpoint == HEALTH_ENDPOINT:
         return
     given = request.headers.get(ADMIN_HEADER, "")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise AdminForbidden(f"The control plane needs a valid {ADMIN_HEADER} header.")
+
+
+@admin.get("/health")
+def health() -> Response:
+    """200 once this emulator answers and its state store can be read."""
+    tenants = backend_of().tenant_ids()
+    return json_response({"status": "ok", "version": project_version(), "tenants": len(tenants)})
 
 
 RESET_SCOPES = ("state",)
