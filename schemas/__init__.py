@@ -18,6 +18,7 @@ SCHEMA_PACKAGE = "schemas"
 DISTRIBUTION = "agentstatus-twin"
 
 
+@cache
 def project_version() -> str:
     """The installed project's version, which both command lines print for ``--version``."""
     return metadata.version(DISTRIBUTION)

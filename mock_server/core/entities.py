@@ -12,6 +12,8 @@ from typing import Any
 
 from schemas.wire import STATUS_CODE_FIELDS
 
+LIST_FIELD, ITEM_FIELD, SHORT_FIELD = STATUS_CODE_FIELDS
+
 
 @dataclass(frozen=True, slots=True)
 class StatusCodeList:
@@ -48,11 +50,12 @@ class Agent:
     def to_api(self) -> dict[str, Any]:
         """The agent as the API shows it, in the guide's field order; absent fields omitted."""
         body: dict[str, Any] = {"agent-id": self.agent_id, "agent-status": self.status}
-        for name, value in zip(
-            STATUS_CODE_FIELDS, (self.list_id, self.item_id, self.short_code), strict=True
-        ):
-            if value is not None:
-                body[name] = value
+        if self.list_id is not None:
+            body[LIST_FIELD] = self.list_id
+        if self.item_id is not None:
+            body[ITEM_FIELD] = self.item_id
+        if self.short_code is not None:
+            body[SHORT_FIELD] = self.short_code
         if self.name is not None:
             body["name"] = self.name
         if self.sub_status is not None:
