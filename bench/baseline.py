@@ -1,22 +1,28 @@
 """The bare Flask baseline: what the server alone costs, to express the emulator as ratios.
 
 Run as ``python -m bench.baseline --workers N --port 0``: it serves under the very server the
-emulator uses with the same worker count (threaded werkzeug for 1, gunicorn otherwise) and
-prints ``listening on PORT``.
+emulator uses with the same worker count (granian's workers, through the same RSGI bridge)
+and prints ``listening on PORT``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from typing import Any
 
 import orjson
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import make_server
 
 from bench.fixtures import big_tenant
-from mock_server.serving.workers import GunicornServer
+from mock_server.serving.production import (
+    mark_ready,
+    new_ready_directory,
+    remove_ready_directory,
+    run_workers,
+)
+from mock_server.serving.rsgi import RSGIBridge
 
 LIST_SIZE = 1_000
 API_FIELDS = (
@@ -65,24 +71,34 @@ def create_baseline_app() -> Flask:
     return app
 
 
+def load_baseline(ready_directory: str, workers: int) -> RSGIBridge:
+    """In a worker: the baseline app under the emulator's bridge, without an access log."""
+    bridge = RSGIBridge(create_baseline_app(), multiprocess=workers > 1, access_log=None)
+    mark_ready(ready_directory)
+    return bridge
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    app = create_baseline_app()
 
     def announce(port: int) -> None:
         print(f"listening on {port}", flush=True)
 
-    if args.workers > 1:
-        GunicornServer(
-            app, host="127.0.0.1", port=args.port, workers=args.workers, on_ready=announce
-        ).run()
-        return 0
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    announce(server.port)
-    server.serve_forever()
+    ready_directory = new_ready_directory()
+    try:
+        run_workers(
+            partial(load_baseline, ready_directory, args.workers),
+            host="127.0.0.1",
+            port=args.port,
+            workers=args.workers,
+            ready_directory=ready_directory,
+            announce=announce,
+        )
+    finally:
+        remove_ready_directory(ready_directory)
     return 0
 
 

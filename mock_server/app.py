@@ -44,12 +44,15 @@ def create_app(
     validate_responses: bool = False,
     journal_size: int = DEFAULT_JOURNAL_SIZE,
     store: StateStore | None = None,
+    shared_test_double: Path | None = None,
 ) -> Flask:
     """An emulator. ``fixture`` is a document or a file path; None loads the demo tenants.
 
     ``validate_responses`` judges every response against the OpenAPI documents and turns one
     that breaks them into a 500 (see ``mock_server.http.validation``). ``store`` is where the state
     lives (default: this process's memory); one that already holds a state keeps it.
+    ``shared_test_double`` is a file where faults and the journal live for every process
+    that names it (default: this process's memory).
     """
     chosen = profile if isinstance(profile, Profile) else get_profile(profile)
     if backend is None:
@@ -65,7 +68,9 @@ def create_app(
         app.after_request(_enforce_contract)
     install_error_rendering(app)
     app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
-    install_test_double(app, journal_size, backend.profile.error_media_type)
+    install_test_double(
+        app, journal_size, backend.profile.error_media_type, shared=shared_test_double
+    )
     return app
 
 

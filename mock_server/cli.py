@@ -7,21 +7,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-from werkzeug.serving import make_server
-
 from mock_server.app import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
 from mock_server.core.profiles import PROFILES
 from mock_server.core.sqlite_store import StateFileError
-from mock_server.http.context import EXTENSION
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.live.capture import add_import_command
 from mock_server.live.proxy import add_proxy_command
 from mock_server.live.recording import add_validate_command
 from mock_server.live.replay import add_diff_command
+from mock_server.serving.production import (
+    WorkerConfig,
+    new_ready_directory,
+    plan_state,
+    remove_ready_directory,
+)
+from mock_server.serving.production import serve as serve_with_granian
 from mock_server.serving.threaded import add_listen_options, port_in_use, refuses_remote
-from mock_server.serving.watch import FixtureWatcher
-from mock_server.serving.workers import GunicornServer, choose_store
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 from schemas import project_version
 from schemas.wire import API_BASE, agents_path, basic_authorization
@@ -71,14 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=1,
-        help="worker processes; more than 1 serves with gunicorn over a shared SQLite state "
-        "(default 1: the threaded development server)",
+        help="worker processes; more than 1 share one SQLite state, faults and journal (default 1)",
     )
     serve.add_argument(
         "--state",
         metavar="FILE",
         help="keep the state in this SQLite file, shared by all workers and kept across "
         "restarts; the fixture seeds it only when it is new (default: in memory)",
+    )
+    serve.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no access log (by default one line per request on stderr)",
     )
     add_import_command(commands)
     add_proxy_command(commands)
@@ -135,51 +141,36 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    plan = plan_state(args.state, args.workers)
+    config = WorkerConfig(
+        document=document,
+        profile=args.profile,
+        admin_token=args.admin_token,
+        validate_responses=args.validate_responses,
+        journal_size=args.journal_size,
+        state_file=plan.state_file,
+        workers=args.workers,
+        ready_directory=new_ready_directory(),
+        watch=args.fixture if args.watch else None,
+        access_log=not args.quiet,
+    )
+
+    def announce(port: int) -> None:
+        print(start_banner(f"http://{args.host}:{port}", args.fixture, document), flush=True)
+        print(f"Profile: {args.profile}. Control plane: {ADMIN_ROOT}/. Stop with Ctrl-C.")
+        print(f"Workers: {args.workers} (granian). State: {plan.description}.", flush=True)
+
     try:
-        chosen = choose_store(args.state, args.workers)
+        serve_with_granian(create_app, config, args.host, args.port, announce)
     except StateFileError as error:
         print(f"agentstatus-mock: --state {error}", file=sys.stderr)
         return 2
-    try:
-        app = create_app(
-            document,
-            profile=args.profile,
-            admin_token=args.admin_token,
-            validate_responses=args.validate_responses,
-            journal_size=args.journal_size,
-            store=chosen.store,
-        )
-
-        def announce(port: int) -> None:
-            print(start_banner(f"http://{args.host}:{port}", args.fixture, document), flush=True)
-            print(f"Profile: {args.profile}. Control plane: {ADMIN_ROOT}/. Stop with Ctrl-C.")
-            server_name = "threaded server" if args.workers == 1 else "gunicorn"
-            print(f"Workers: {args.workers} ({server_name}). State: {chosen.description}.")
-            sys.stdout.flush()
-
-        if args.workers > 1:
-            GunicornServer(
-                app, host=args.host, port=args.port, workers=args.workers, on_ready=announce
-            ).run()
-            return 0
-        server = make_server(args.host, args.port, app, threaded=True)
-        announce(server.port)
-        watcher = (
-            FixtureWatcher(args.fixture, app.extensions[EXTENSION].backend).start()
-            if args.watch
-            else None
-        )
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if watcher is not None:
-                watcher.stop()
-            server.server_close()
-        return 0
+    except KeyboardInterrupt:
+        pass
     finally:
-        chosen.discard()
+        remove_ready_directory(config.ready_directory)
+        plan.discard()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

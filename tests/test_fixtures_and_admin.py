@@ -201,6 +201,11 @@ def test_health_answers_without_the_admin_token_and_names_the_version() -> None:
     health = client.get("/__admin/health")
     assert health.status_code == 200
     demo_tenants = len(load_fixture(None)["tenants"])
-    assert health.json == {"status": "ok", "version": project_version(), "tenants": demo_tenants}
+    assert health.json == {
+        "status": "ok",
+        "version": project_version(),
+        "tenants": demo_tenants,
+        "workers": {"ready": 1, "expected": 1},
+    }
     assert client.get("/__admin/faults").status_code == 403
     assert client.get("/__admin/tenants/" + DEMO_TENANT).status_code == 403

@@ -37,9 +37,19 @@ def require_admin_token() -> None:
 
 @admin.get("/health")
 def health() -> Response:
-    """200 once this emulator answers and its state store can be read."""
+    """200 once every worker answers and the state store can be read; 503 while some
+    worker is still starting (or was lost and is being replaced)."""
     tenants = backend_of().tenant_ids()
-    return json_response({"status": "ok", "version": project_version(), "tenants": len(tenants)})
+    readiness = state_of().readiness
+    ready, expected = (1, 1) if readiness is None else readiness()
+    status = "ok" if ready >= expected else "starting"
+    document = {
+        "status": status,
+        "version": project_version(),
+        "tenants": len(tenants),
+        "workers": {"ready": min(ready, expected), "expected": expected},
+    }
+    return json_response(document, status=200 if status == "ok" else 503)
 
 
 RESET_SCOPES = ("state",)

@@ -26,6 +26,9 @@ class EmulatorState:
     reset_hooks: list[Callable[[], None]] = field(default_factory=list)
     """What ``POST /__admin/reset`` clears besides the state: the layers above add theirs
     (the test double its faults and journal), so this layer need not know them."""
+    readiness: Callable[[], tuple[int, int]] | None = None
+    """(workers ready, workers expected), set by a server of several processes; None when
+    this process is the whole emulator."""
 
 
 def state_of() -> EmulatorState:

@@ -1,5 +1,6 @@
-"""Running an app on a socket: in a background thread, with gunicorn workers, the state
-store a run uses, and the fixture watcher (``--watch``).
+"""Running an app on a socket: granian's workers for ``serve`` (``production``, through the
+RSGI bridge), a background thread for tests (``threaded``), and the fixture watcher.
 
-Imports ``testdouble`` and the layers below; knows nothing of the application factory.
+Imports ``testdouble`` and the layers below; knows nothing of the application factory, which
+the command line hands in.
 """

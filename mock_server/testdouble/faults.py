@@ -17,7 +17,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.core.errors import ApiError, InvalidRequest
 from schemas.wire import MAX_SAFE_INTEGER, integral, path_ids
@@ -228,6 +228,24 @@ def parse_fault(fault_id: str, raw: object) -> Fault:
         probability=float(probability),
         rng=random.Random(seed),
     )
+
+
+class Faults(Protocol):
+    """The faults of an emulator: ``FaultRegistry`` in one process, ``SharedFaults`` (in
+    ``mock_server.testdouble.shared``) across worker processes."""
+
+    def add(self, definition: object) -> Fault: ...
+
+    def all(self) -> list[dict[str, Any]]: ...
+
+    def get(self, fault_id: str) -> dict[str, Any]: ...
+
+    def delete(self, fault_id: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def select(self, method: str, path: str) -> Fault | None:
+        """The fault to apply to this request, counted as a hit; None lets it through."""
 
 
 class FaultRegistry:

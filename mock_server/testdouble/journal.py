@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from mock_server.core.errors import InvalidRequest
@@ -214,6 +214,20 @@ class JournalFilter:
             and (self.status is None or exchange.status == self.status)
             and (self.agent is None or self.agent in exchange.agents())
         )
+
+
+class Recorder(Protocol):
+    """A request journal: ``Journal`` in one process, ``SharedJournal`` (in
+    ``mock_server.testdouble.shared``) across worker processes."""
+
+    size: int
+
+    def record(self, exchange: Exchange) -> None: ...
+
+    def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]: ...
+
+    def clear(self, where: JournalFilter | None = None) -> int:
+        """Drop the matching entries (all by default); returns how many went."""
 
 
 class Journal:

@@ -13,7 +13,8 @@ import errno
 import io
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,16 +26,18 @@ from mock_server.http.context import EXTENSION, RAW_BODY_KEY, read_json_body
 from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
-from mock_server.testdouble.faults import Fault, FaultRegistry
+from mock_server.testdouble.faults import Fault, FaultRegistry, Faults
 from mock_server.testdouble.journal import (
     DEFAULT_JOURNAL_SIZE,
     Exchange,
     Journal,
     JournalFilter,
+    Recorder,
     kept_body,
     masked_headers,
     masked_request_headers,
 )
+from mock_server.testdouble.shared import SharedFaults, SharedFile, SharedJournal
 from schemas.wire import API_ROOT, REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
@@ -46,7 +49,13 @@ READ_TIMEOUT_KEY = "agentstatus.read_timeout"
 """Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
 MAX_BUFFERED_BODY = 1024 * 1024 + 1
 """One byte over the API's limit, so that the app still sees (and refuses) a body over it."""
-SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
+SERVER_SOCKET_KEYS = ("werkzeug.socket",)
+DROP_CONNECTION_KEY = "agentstatus.drop_connection"
+"""Set by a server that hands the app no socket: a callable that closes this request's
+connection, so that a ``drop`` fault leaves the client without a single byte of answer."""
+DEFER_LATENCY_KEY = "agentstatus.defer_latency"
+"""Set by an asynchronous server: a fault's latency is handed to it as ``LatencyDeferred``,
+to be awaited while other requests are served, instead of sleeping in the only thread."""
 
 
 class ConnectionDropped(ConnectionResetError):
@@ -55,6 +64,16 @@ class ConnectionDropped(ConnectionResetError):
 
 class SimulatedTimeout(TimeoutError):
     """In-process only: the fault's latency outlasted the caller's read timeout."""
+
+
+class LatencyDeferred(Exception):
+    """A fault's latency for the server to wait out (``DEFER_LATENCY_KEY``); ``resume()``
+    then answers the request as if the middleware had slept."""
+
+    def __init__(self, seconds: float, resume: Callable[[], Iterable[bytes]]) -> None:
+        super().__init__(f"wait {seconds}s, then resume")
+        self.seconds = seconds
+        self.resume = resume
 
 
 def _buffer_body(environ: WSGIEnvironment) -> bytes:
@@ -82,6 +101,9 @@ def _buffer_body(environ: WSGIEnvironment) -> bytes:
 
 
 def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
+    drop = environ.get(DROP_CONNECTION_KEY)
+    if callable(drop):
+        drop()
     for key in SERVER_SOCKET_KEYS:
         connection = environ.get(key)
         if isinstance(connection, socket.socket):
@@ -122,8 +144,8 @@ class TestDoubleMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        faults: FaultRegistry,
-        journal: Journal,
+        faults: Faults,
+        journal: Recorder,
         error_media_type: str = PROBLEM_MEDIA_TYPE,
     ) -> None:
         self.app = app
@@ -146,8 +168,24 @@ class TestDoubleMiddleware:
             request_headers=masked_request_headers(environ),
             request_body=kept_body(_buffer_body(environ)),
         )
+        if fault is not None and fault.latency_ms and environ.get(DEFER_LATENCY_KEY):
+            raise LatencyDeferred(
+                fault.latency_ms / 1000,
+                lambda: self._respond(environ, start_response, fault, exchange, started, False),
+            )
+        return self._respond(environ, start_response, fault, exchange, started, True)
+
+    def _respond(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        fault: Fault | None,
+        exchange: Exchange,
+        started: float,
+        wait: bool,
+    ) -> Iterable[bytes]:
         try:
-            status, headers, payload = self._answer(environ, fault)
+            status, headers, payload = self._answer(environ, fault, wait)
         except (ConnectionDropped, SimulatedTimeout) as error:
             exchange.outcome = "dropped" if isinstance(error, ConnectionDropped) else "timed-out"
             self._record(exchange, started)
@@ -160,9 +198,9 @@ class TestDoubleMiddleware:
         return [payload]
 
     def _answer(
-        self, environ: WSGIEnvironment, fault: Fault | None
+        self, environ: WSGIEnvironment, fault: Fault | None, wait: bool
     ) -> tuple[str, list[tuple[str, str]], bytes]:
-        if fault is not None and fault.latency_ms:
+        if wait and fault is not None and fault.latency_ms:
             self._wait(environ, fault.latency_ms / 1000)
         action = None if fault is None else fault.action
         if fault is not None and action is not None:
@@ -213,13 +251,13 @@ testdouble = Blueprint("testdouble", __name__, url_prefix=ADMIN_ROOT)
 testdouble.before_request(require_admin_token)
 
 
-def faults_of(app: Flask) -> FaultRegistry:
-    registry: FaultRegistry = app.extensions[FAULTS_EXTENSION]
+def faults_of(app: Flask) -> Faults:
+    registry: Faults = app.extensions[FAULTS_EXTENSION]
     return registry
 
 
-def journal_of(app: Flask) -> Journal:
-    journal: Journal = app.extensions[JOURNAL_EXTENSION]
+def journal_of(app: Flask) -> Recorder:
+    journal: Recorder = app.extensions[JOURNAL_EXTENSION]
     return journal
 
 
@@ -270,11 +308,18 @@ def install(
     app: Flask,
     journal_size: int = DEFAULT_JOURNAL_SIZE,
     error_media_type: str = PROBLEM_MEDIA_TYPE,
+    shared: Path | None = None,
 ) -> None:
     """Give ``app`` fault injection and a journal of ``journal_size`` entries; an injected
-    error's default Problem JSON is sent as ``error_media_type`` (the profile's)."""
-    faults = FaultRegistry()
-    journal = Journal(journal_size)
+    error's default Problem JSON is sent as ``error_media_type`` (the profile's). With
+    ``shared``, both live in that file, for every process that names it (``--workers N``)."""
+    faults: Faults
+    journal: Recorder
+    if shared is None:
+        faults, journal = FaultRegistry(), Journal(journal_size)
+    else:
+        shared_file = SharedFile(shared)
+        faults, journal = SharedFaults(shared_file), SharedJournal(shared_file, journal_size)
     app.extensions[FAULTS_EXTENSION] = faults
     app.extensions[JOURNAL_EXTENSION] = journal
     app.extensions[EXTENSION].reset_hooks.extend([faults.clear, journal.clear])

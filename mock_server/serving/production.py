@@ -1,0 +1,253 @@
+"""``serve``: granian's worker processes, each running the emulator under ``RSGIBridge``.
+
+Every mode is this one server: one worker over the in-memory store by default, or several
+over one SQLite file (``--state``, or a temporary one), with the test double's faults and
+journal beside it, so that any number of workers answers as one process would.
+
+A worker builds its app from a ``WorkerConfig`` (picklable, so workers may be spawned as
+well as forked), then says it is ready by a file named after its pid in a folder the main
+process made. ``GET /__admin/health`` answers 200 only when every worker has, and the main
+process prints the banner at that moment, so a client that read it is answered at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.profiles import get_profile
+from mock_server.core.sqlite_store import SQLiteStore
+from mock_server.core.store import MemoryStore, StateStore
+from mock_server.http.context import EXTENSION, EmulatorState
+from mock_server.serving.rsgi import RSGIBridge
+from mock_server.serving.watch import FixtureWatcher
+from mock_server.testdouble.shared import remove_shared_test_double, shared_test_double_path
+
+AppFactory = Callable[..., Any]
+"""``mock_server.app.create_app``, handed in by the command line (the layer above)."""
+
+READY_TIMEOUT_SECONDS = 60.0
+"""How long the main process waits for every worker to build its app before giving up."""
+HTTP1_HEADER_READ_TIMEOUT_MS = 30_000
+"""A client that has not sent its headers within this is disconnected; until then it costs
+a little memory in the Rust runtime and no Python at all."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs to build the same app as every other worker."""
+
+    document: Mapping[str, Any]
+    profile: str
+    admin_token: str | None
+    validate_responses: bool
+    journal_size: int
+    state_file: str | None
+    """The shared SQLite file; None keeps the state in the (only) worker's memory."""
+    workers: int
+    ready_directory: str
+    watch: str | None = None
+    """A fixture file to reload when it changes (one worker only)."""
+    access_log: bool = True
+
+
+def ready_workers(directory: str) -> int:
+    """How many workers said they are ready and still run (a dead one's file is ignored)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    return sum(1 for name in names if name.isdigit() and _alive(int(name)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_worker_app(factory: AppFactory, config: WorkerConfig) -> RSGIBridge:
+    """In a worker: the app over the shared (or in-memory) state, ready to serve."""
+    store: StateStore = (
+        MemoryStore() if config.state_file is None else SQLiteStore(config.state_file)
+    )
+    shared = None if config.state_file is None else shared_test_double_path(config.state_file)
+    app = factory(
+        config.document,
+        profile=config.profile,
+        admin_token=config.admin_token,
+        validate_responses=config.validate_responses,
+        journal_size=config.journal_size,
+        store=store,
+        shared_test_double=shared,
+    )
+    state: EmulatorState = app.extensions[EXTENSION]
+    state.readiness = partial(_readiness, config.ready_directory, config.workers)
+    if config.watch is not None:
+        FixtureWatcher(config.watch, state.backend).start()
+    mark_ready(config.ready_directory)
+    return RSGIBridge(
+        app,
+        multiprocess=config.workers > 1,
+        access_log=sys.stderr if config.access_log else None,
+    )
+
+
+def _readiness(directory: str, expected: int) -> tuple[int, int]:
+    return ready_workers(directory), expected
+
+
+def seed_state(config: WorkerConfig) -> None:
+    """Before any worker starts: seed a new state file from the fixture, once, so that the
+    workers find it seeded instead of racing to do it, and start the test double empty.
+    ``StateFileError`` when the file cannot be used."""
+    if config.state_file is None:
+        return
+    store = SQLiteStore(config.state_file)
+    try:
+        AgentStatusBackend(config.document, get_profile(config.profile), store)
+    finally:
+        store.close()
+    remove_shared_test_double(shared_test_double_path(config.state_file))
+
+
+@dataclass
+class StatePlan:
+    """Where a run keeps its state: a file (``--state``, or a temporary one when several
+    workers must share it and none was given), or None for the worker's memory."""
+
+    state_file: str | None
+    description: str
+    temporary_directory: str | None = None
+
+    def discard(self) -> None:
+        if self.temporary_directory is not None:
+            shutil.rmtree(self.temporary_directory, ignore_errors=True)
+
+
+def plan_state(state_file: str | None, workers: int) -> StatePlan:
+    if state_file is not None:
+        kept = "kept from the last run" if Path(state_file).exists() else "new"
+        return StatePlan(state_file, f"SQLite file {state_file} ({kept}; survives restarts)")
+    if workers > 1:
+        directory = tempfile.mkdtemp(prefix="agentstatus-")
+        path = str(Path(directory) / "state.sqlite")
+        description = (
+            f"temporary SQLite file {path}, shared by the {workers} workers and removed at exit "
+            "(no --state given)"
+        )
+        return StatePlan(path, description, directory)
+    return StatePlan(None, "memory (this process only; lost at exit)")
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (a free port for 0) that granian's workers can bind
+    beside (``SO_REUSEPORT``), held until they listen, so that no one else takes the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reservation = socket.socket(family, socket.SOCK_STREAM)
+    if hasattr(socket, "SO_REUSEPORT"):
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reservation.bind((host, port))
+    return reservation
+
+
+def serve(
+    factory: AppFactory,
+    config: WorkerConfig,
+    host: str,
+    port: int,
+    announce: Callable[[int], None],
+) -> None:
+    """Serve until interrupted (Ctrl-C, SIGTERM); ``announce(port)`` once every worker is ready.
+    ``StateFileError`` before anything listens when the state file cannot be used."""
+    seed_state(config)
+    run_workers(
+        partial(load_worker_app, factory, config),
+        host=host,
+        port=port,
+        workers=config.workers,
+        ready_directory=config.ready_directory,
+        announce=announce,
+    )
+
+
+def run_workers(
+    loader: Callable[[], Any],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    ready_directory: str,
+    announce: Callable[[int], None],
+) -> None:
+    """Granian's ``workers`` processes, each serving the RSGI app ``loader()`` builds (which
+    calls ``mark_ready``); ``announce(port)`` once all of them are ready."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    reservation = reserve_port(host, port)
+    bound = int(reservation.getsockname()[1])
+    server = Server(
+        "mock_server:emulator",  # a label only: ``loader`` builds the app
+        address=host,
+        port=bound,
+        interface=Interfaces.RSGI,
+        workers=workers,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=HTTP1_HEADER_READ_TIMEOUT_MS),
+        websockets=True,
+        log_level=LogLevels.warning,
+        respawn_failed_workers=True,
+    )
+    waiter = threading.Thread(
+        target=_announce_when_ready,
+        args=(ready_directory, workers, reservation, announce),
+        name="announce",
+        daemon=True,
+    )
+    waiter.start()
+    server.serve(target_loader=loader, wrap_loader=False)
+
+
+def mark_ready(directory: str) -> None:
+    """In a worker whose app is built: count it in ``ready_workers``."""
+    Path(directory, str(os.getpid())).touch()
+
+
+def _announce_when_ready(
+    directory: str, workers: int, reservation: socket.socket, announce: Callable[[int], None]
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while ready_workers(directory) < workers:
+        if time.monotonic() > deadline:
+            print("agentstatus-mock: the workers did not start; see above.", file=sys.stderr)
+            os._exit(1)
+        time.sleep(0.02)
+    port = int(reservation.getsockname()[1])
+    reservation.close()
+    announce(port)
+
+
+def new_ready_directory() -> str:
+    return tempfile.mkdtemp(prefix="agentstatus-ready-")
+
+
+def remove_ready_directory(directory: str) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
