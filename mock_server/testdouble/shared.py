@@ -1,14 +1,16 @@
-"""Faults and the journal in one SQLite file, so that every worker process shares them.
+"""Faults and the journal in files every worker process maps, so that all of them share them.
 
 ``serve --workers N`` (and ``--state``) keeps them here: a fault's ``times`` and seeded
 ``probability`` run down once across all workers, and the journal holds every exchange in
 the order they were recorded, whichever worker served it. The classes answer exactly as
 ``FaultRegistry`` and ``Journal`` do in one process (the same parsing, matching and JSON).
 
-Writers queue on an ``flock`` of ``FILE.lock`` (woken at once, as the state store's are), and
-the file's first bytes count fault changes, so a request checks "no faults" without SQL and
+Faults are rows of a SQLite file; the journal is a ring of slots in ``FILE.journal``, so that
+recording an exchange (every API request) is a copy of bytes, not a SQL transaction. Writers
+queue on an ``flock`` of ``FILE.lock`` (woken at once, as the state store's are), and that
+file's first bytes count fault changes, so a request checks "no faults" without SQL and
 re-reads the definitions only after one changed. Matching a path runs outside every lock.
-Nothing here needs to survive a crash: ``synchronous=OFF``; the file is made anew per run.
+Nothing here needs to survive a crash (``synchronous=OFF``); the files are made anew per run.
 """
 
 from __future__ import annotations
@@ -42,17 +44,9 @@ CREATE TABLE IF NOT EXISTS faults (
     remaining INTEGER,
     rng BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    exchange BLOB NOT NULL,
-    request_body BLOB,
-    response_body BLOB
-);
 """
 COUNTERS = struct.Struct("<QQ")
 """(changes, count) of the faults, at the start of ``FILE.lock``."""
-TRIM_EVERY = 64
-"""The journal drops what fell out of its window once per this many records."""
 
 
 def shared_test_double_path(state_file: str | Path) -> Path:
@@ -62,7 +56,7 @@ def shared_test_double_path(state_file: str | Path) -> Path:
 
 def remove_shared_test_double(path: Path) -> None:
     """Start a run with no faults and an empty journal (they never outlive a run)."""
-    for suffix in ("", "-wal", "-shm", ".lock"):
+    for suffix in ("", "-wal", "-shm", ".lock", ".journal"):
         with suppress(FileNotFoundError):
             Path(f"{path}{suffix}").unlink()
 
@@ -101,6 +95,17 @@ class SharedFile:
             self._connection, self._lock_file, self._pid = connection, lock_file, os.getpid()
         return self._connection
 
+    def close(self) -> None:
+        """Close this process's connection, mapping and lock file."""
+        if self._pid == os.getpid():
+            if self._map is not None:
+                self._map.close()
+            if self._lock_file is not None:
+                self._lock_file.close()
+            if self._connection is not None:
+                self._connection.close()
+        self._connection, self._lock_file, self._map, self._pid = None, None, None, -1
+
     def counters(self) -> tuple[int, int]:
         self._open()
         assert self._map is not None
@@ -122,6 +127,18 @@ class SharedFile:
                 yield connection
             finally:
                 connection.execute("COMMIT")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The writers' lock alone, for what lives beside the database (the journal)."""
+        with self._thread_lock:
+            self._open()
+            assert self._lock_file is not None
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
@@ -258,7 +275,8 @@ def _fault(fault_id: str, definition: bytes, hits: int, remaining: int | None, r
     return replace(fault, hits=hits, remaining=remaining, rng=_rng(rng))
 
 
-def _encode(exchange: Exchange) -> tuple[bytes, bytes | int, bytes | int]:
+def _encode(exchange: Exchange) -> tuple[bytes, bytes, bytes]:
+    """The fields as JSON and the two bodies (a body kept only as its size goes in the JSON)."""
     fields = {
         "method": exchange.method,
         "path": exchange.path,
@@ -270,14 +288,21 @@ def _encode(exchange: Exchange) -> tuple[bytes, bytes | int, bytes | int]:
         "status": exchange.status,
         "duration_ms": exchange.duration_ms,
         "response_headers": exchange.response_headers,
+        "sizes": [
+            body if isinstance(body, int) else None
+            for body in (exchange.request_body, exchange.response_body)
+        ],
     }
-    return orjson.dumps(fields), exchange.request_body, exchange.response_body
+    request_body, response_body = (
+        b"" if isinstance(body, int) else body
+        for body in (exchange.request_body, exchange.response_body)
+    )
+    return orjson.dumps(fields), request_body, response_body
 
 
-def _decode(
-    exchange_id: int, fields: bytes, request_body: bytes | int, response_body: bytes | int
-) -> Exchange:
+def _decode(exchange_id: int, fields: bytes, request_body: bytes, response_body: bytes) -> Exchange:
     data = orjson.loads(fields)
+    request_size, response_size = data["sizes"]
     response_headers = data["response_headers"]
     return Exchange(
         method=data["method"],
@@ -285,7 +310,7 @@ def _decode(
         query=data["query"],
         fault=data["fault"],
         request_headers=[(name, value) for name, value in data["request_headers"]],
-        request_body=request_body,
+        request_body=request_body if request_size is None else request_size,
         started=data["started"],
         outcome=data["outcome"],
         status=data["status"],
@@ -293,51 +318,109 @@ def _decode(
         response_headers=None
         if response_headers is None
         else [(name, value) for name, value in response_headers],
-        response_body=response_body,
+        response_body=response_body if response_size is None else response_size,
         id=exchange_id,
     )
 
 
+JOURNAL_BYTES = 64 * 1024 * 1024
+"""What the shared journal may hold in all: ``size`` slots of an equal share each (a sparse
+file, so only what was written takes memory or disk)."""
+MIN_SLOT_BYTES = 4096
+JOURNAL_HEADER = struct.Struct("<QQ")
+"""(next id, first id not cleared) at the start of ``FILE.journal``."""
+SLOT_HEADER = struct.Struct("<QIII")
+"""(id, length of the fields, of the request body, of the response body) at a slot's start."""
+
+
 class SharedJournal:
-    """``Journal`` over a ``SharedFile``: the last ``size`` exchanges of every worker, ids
-    in the order they were recorded."""
+    """``Journal`` across processes: a ring of ``size`` slots in a file mapped by every
+    worker, the exchange of id ``n`` in slot ``n % size``. Recording copies bytes under the
+    lock (no SQL); an exchange too large for its slot keeps its bodies' sizes only."""
 
     def __init__(self, shared: SharedFile, size: int) -> None:
         if size < 1:
             raise ValueError(f"the journal size must be at least 1, got {size}")
         self.shared = shared
         self.size = size
+        self.slot = max(MIN_SLOT_BYTES, JOURNAL_BYTES // size)
+        self._path = Path(f"{shared.path}.journal")
+        self._pid = -1
+        self._map: mmap.mmap | None = None
+
+    def _mapped(self) -> mmap.mmap:
+        if self._map is None or self._pid != os.getpid():
+            length = JOURNAL_HEADER.size + self.size * self.slot
+            with open(self._path, "a+b") as file:
+                if os.fstat(file.fileno()).st_size < length:
+                    os.ftruncate(file.fileno(), length)
+                self._map = mmap.mmap(file.fileno(), length)
+            self._pid = os.getpid()
+        return self._map
+
+    def close(self) -> None:
+        if self._map is not None and self._pid == os.getpid():
+            self._map.close()
+        self._map, self._pid = None, -1
+
+    def _offset(self, exchange_id: int) -> int:
+        return JOURNAL_HEADER.size + (exchange_id % self.size) * self.slot
 
     def record(self, exchange: Exchange) -> None:
-        with self.shared.writing() as connection:
-            cursor = connection.execute(
-                "INSERT INTO journal (exchange, request_body, response_body) VALUES (?, ?, ?)",
-                _encode(exchange),
+        fields, request_body, response_body = _encode(exchange)
+        if SLOT_HEADER.size + len(fields) + len(request_body) + len(response_body) > self.slot:
+            exchange.request_body = len(request_body) or exchange.request_body
+            exchange.response_body = len(response_body) or exchange.response_body
+            fields, request_body, response_body = _encode(exchange)
+        if SLOT_HEADER.size + len(fields) > self.slot:
+            exchange.request_headers = [("X-Emulator-Note", "headers too large to record")]
+            exchange.response_headers = None
+            fields, request_body, response_body = _encode(exchange)
+        with self.shared.locked():
+            journal = self._mapped()
+            next_id, floor = JOURNAL_HEADER.unpack_from(journal)
+            exchange.id = max(next_id, 1)
+            offset = self._offset(exchange.id)
+            body = fields + request_body + response_body
+            journal[offset + SLOT_HEADER.size : offset + SLOT_HEADER.size + len(body)] = body
+            SLOT_HEADER.pack_into(
+                journal, offset, exchange.id, len(fields), len(request_body), len(response_body)
             )
-            exchange.id = int(cursor.lastrowid or 0)
-            if exchange.id % TRIM_EVERY == 0:
-                connection.execute("DELETE FROM journal WHERE id <= ?", (exchange.id - self.size,))
+            JOURNAL_HEADER.pack_into(journal, 0, exchange.id + 1, floor)
 
-    def _window(self, connection: sqlite3.Connection) -> list[Exchange]:
-        rows = connection.execute(
-            "SELECT id, exchange, request_body, response_body FROM journal "
-            "WHERE id > (SELECT coalesce(max(id), 0) FROM journal) - ? ORDER BY id",
-            (self.size,),
-        )
-        return [_decode(*row) for row in rows]
+    def _window(self, journal: mmap.mmap) -> list[Exchange]:
+        next_id, floor = JOURNAL_HEADER.unpack_from(journal)
+        exchanges = []
+        for exchange_id in range(max(floor, next_id - self.size, 1), next_id):
+            offset = self._offset(exchange_id)
+            stored, fields, request, response = SLOT_HEADER.unpack_from(journal, offset)
+            if stored != exchange_id:
+                continue  # cleared
+            start = offset + SLOT_HEADER.size
+            exchanges.append(
+                _decode(
+                    exchange_id,
+                    journal[start : start + fields],
+                    journal[start + fields : start + fields + request],
+                    journal[start + fields + request : start + fields + request + response],
+                )
+            )
+        return exchanges
 
     def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]:
         chosen = where or JournalFilter()
-        with self.shared.reading() as connection:
-            exchanges = self._window(connection)
+        with self.shared.locked():
+            exchanges = self._window(self._mapped())
         return [exchange.to_json() for exchange in exchanges if chosen.accepts(exchange)]
 
     def clear(self, where: JournalFilter | None = None) -> int:
         chosen = where or JournalFilter()
-        with self.shared.writing() as connection:
-            window = self._window(connection)
-            gone = [exchange.id for exchange in window if chosen.accepts(exchange)]
-            connection.executemany("DELETE FROM journal WHERE id = ?", [(i,) for i in gone])
+        with self.shared.locked():
+            journal = self._mapped()
+            gone = [exchange.id for exchange in self._window(journal) if chosen.accepts(exchange)]
             if where is None:
-                connection.execute("DELETE FROM journal")
+                next_id, _ = JOURNAL_HEADER.unpack_from(journal)
+                JOURNAL_HEADER.pack_into(journal, 0, next_id, next_id)
+            for exchange_id in gone:
+                SLOT_HEADER.pack_into(journal, self._offset(exchange_id), 0, 0, 0, 0)
         return len(gone)
