@@ -7,9 +7,61 @@ Views never build an error body themselves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from types import MappingProxyType
+
+EXCERPT_LENGTH = 40
+"""How much of a value an error message quotes."""
+
+
+def excerpt(value: object, limit: int = EXCERPT_LENGTH) -> str:
+    """The start of ``value`` as Python prints it, at most ``limit`` characters (``...`` when
+    cut): built only as far as it is shown, so any depth or size of a parsed body is safe
+    (``repr`` recurses, and refuses integers of more than 4,300 digits)."""
+    shown: list[str] = []
+    length = 0
+    for token in _tokens(value, limit):
+        shown.append(token)
+        length += len(token)
+        if length > limit:
+            return "".join(shown)[: limit - 3] + "..."
+    return "".join(shown)
+
+
+class _Text(str):
+    """A piece of punctuation in ``_tokens``' work list, as opposed to a value."""
+
+
+def _tokens(value: object, limit: int) -> Iterator[str]:
+    pending: list[object] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, _Text):
+            yield item
+        elif isinstance(item, dict):
+            parts: list[object] = [_Text("{")]
+            for number, (key, member) in enumerate(item.items()):
+                if number * 4 > limit:
+                    parts.append(_Text(", ..."))
+                    break
+                parts += [_Text(", ")] if number else []
+                parts += [key, _Text(": "), member]
+            pending += reversed([*parts, _Text("}")])
+        elif isinstance(item, list | tuple):
+            parts = [_Text("[")]
+            for number, member in enumerate(item):
+                if number * 3 > limit:
+                    parts.append(_Text(", ..."))
+                    break
+                parts += [_Text(", "), member] if number else [member]
+            pending += reversed([*parts, _Text("]")])
+        elif isinstance(item, str):
+            yield repr(item[: limit + 1]) if len(item) > limit else repr(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and item.bit_length() > 128:
+            yield f"<an integer of {item.bit_length()} bits>"
+        else:
+            yield repr(item)
 
 
 class ApiError(Exception):

@@ -47,8 +47,38 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+MAX_DEPTH = 32
+"""How deep a fixture or control-plane document may nest (a valid one needs 6 levels): deeper
+ones are refused before the schema sees them, whose checks and messages recurse."""
+
+
+def nesting_path(document: object, limit: int = MAX_DEPTH) -> str | None:
+    """The path (``$.tenants[0]...``) of a value nested deeper than ``limit``, found without
+    recursion (only containers are visited, so a big fixture costs little); None when the
+    document is shallower."""
+    pending: list[tuple[object, int, tuple[object, ...]]] = [(document, 0, ())]
+    while pending:
+        value, depth, path = pending.pop()
+        if depth > limit:
+            return "$" + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in path
+            )
+        members = value.items() if isinstance(value, dict) else enumerate(value)  # type: ignore[arg-type]
+        pending += [
+            (member, depth + 1, (*path, key))
+            for key, member in members
+            if isinstance(member, dict | list)
+        ]
+    return None
+
+
 def validate_document(document: object, definition: str | None = None, where: str = "$") -> None:
     """Raise FixtureError naming the path of the first schema violation."""
+    too_deep = nesting_path(document) if isinstance(document, dict | list) else None
+    if too_deep is not None:
+        shown = where + too_deep.removeprefix("$")
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
+        raise FixtureError(f"{shown}: nested deeper than {MAX_DEPTH} levels.")
     if definition is None and _certainly_valid(document):
         return
     error = best_match(_validator(definition).iter_errors(document))

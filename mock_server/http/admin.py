@@ -10,7 +10,7 @@ import hmac
 
 from flask import Blueprint, Response, request
 
-from mock_server.core.errors import AdminForbidden, InvalidRequest
+from mock_server.core.errors import AdminForbidden, InvalidRequest, excerpt
 from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from mock_server.http.parsing import agent_document, api_enabled, tenant_document
@@ -63,7 +63,7 @@ def reset_all() -> Response:
     only = request.args.get("only")
     if only is not None and only not in RESET_SCOPES:
         scopes = ", ".join(RESET_SCOPES)
-        raise InvalidRequest(f"only must be one of {scopes}, got {only[:40]!r}.")
+        raise InvalidRequest(f"only must be one of {scopes}, got {excerpt(only)}.")
     state = state_of()
     state.backend.reset()
     if only is None:

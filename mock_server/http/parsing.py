@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from mock_server.core.backend import PageRequest, StatusChange
-from mock_server.core.errors import InvalidRequest
+from mock_server.core.errors import InvalidRequest, excerpt
 from mock_server.core.profiles import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Profile
 from schemas.rules import AgentStatus, transition_refusal, unknown_status_refusal
 from schemas.wire import MAX_SAFE_INTEGER, STATUS_CODE_FIELDS, integral
@@ -38,15 +38,14 @@ def describe(value: object) -> str:
     }
     if value is None:
         return "null"
-    text = repr(value)
-    return f"{names.get(type(value), type(value).__name__)} {text[:40]}"
+    return f"{names.get(type(value), type(value).__name__)} {excerpt(value)}"
 
 
 def _integer(value: object, where: str) -> int:
     """A JSON integer (5 or 5.0) within +-(2**53 - 1); booleans, strings, fractions are refused."""
     number = integral(value)
     if number is None:
-        shown = repr(value) if isinstance(value, float) else describe(value)
+        shown = excerpt(value) if isinstance(value, float) else describe(value)
         raise InvalidRequest(f"{where} must be an integer, got {shown}.")
     if abs(number) > MAX_SAFE_INTEGER:
         raise InvalidRequest(f"{where} must be an integer within +-(2**53 - 1), got {number}.")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
-from mock_server.core.errors import ApiError, InvalidRequest
+from mock_server.core.errors import ApiError, InvalidRequest, excerpt
 from schemas.wire import MAX_SAFE_INTEGER, integral, path_ids
 
 ACTION_TYPES = ("respond", "forbidden-xml", "drop", "malformed")
@@ -114,7 +114,7 @@ def _optional_text(document: dict[str, Any], name: str, where: str) -> str | Non
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"{where}{name} must be a non-empty string, got {value!r}.")
+        raise InvalidRequest(f"{where}{name} must be a non-empty string, got {excerpt(value)}.")
     return value
 
 
@@ -123,9 +123,9 @@ def _integer(value: object, name: str, low: int, high: int = MAX_SAFE_INTEGER) -
     ``high`` is at most ``MAX_SAFE_INTEGER``, the largest every JSON parser holds exactly."""
     number = integral(value)
     if number is None or number < low:
-        raise InvalidRequest(f"{name} must be an integer of at least {low}, got {value!r}.")
+        raise InvalidRequest(f"{name} must be an integer of at least {low}, got {excerpt(value)}.")
     if number > high:
-        raise InvalidRequest(f"{name} must be at most {high}, got {value!r}.")
+        raise InvalidRequest(f"{name} must be at most {high}, got {excerpt(value)}.")
     return number
 
 
@@ -133,7 +133,7 @@ def _parse_match(raw: object) -> Match:
     if raw is None:
         return Match()
     if not isinstance(raw, dict):
-        raise InvalidRequest(f"match must be an object, got {raw!r}.")
+        raise InvalidRequest(f"match must be an object, got {excerpt(raw)}.")
     _unknown_fields(raw, MATCH_FIELDS, "match.")
     if "path" in raw and "path-regex" in raw:
         raise InvalidRequest("match.path and match.path-regex exclude each other; give one.")
@@ -158,10 +158,12 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise InvalidRequest(f"action must be an object, got {raw!r}.")
+        raise InvalidRequest(f"action must be an object, got {excerpt(raw)}.")
     kind = raw.get("type")
     if kind not in ACTION_TYPES:
-        raise InvalidRequest(f"action.type must be one of {', '.join(ACTION_TYPES)}, got {kind!r}.")
+        raise InvalidRequest(
+            f"action.type must be one of {', '.join(ACTION_TYPES)}, got {excerpt(kind)}."
+        )
     _unknown_fields(raw, ACTION_FIELDS[kind], "action.")
     action = dict(raw)
     if kind == "respond":
@@ -173,7 +175,7 @@ def _parse_action(raw: object) -> dict[str, Any] | None:
             raise InvalidRequest("action.headers must be an object of string names to strings.")
         for name, value in headers.items():
             if not HEADER_NAME.fullmatch(name):
-                raise InvalidRequest(f"action.headers: {name!r} is not a valid header name.")
+                raise InvalidRequest(f"action.headers: {excerpt(name)} is not a valid header name.")
             _header_value(value, f"action.headers.{name}")
         _optional_text(raw, "content-type", "action.")
         if "content-type" in raw:
@@ -190,7 +192,7 @@ def _header_value(value: str, where: str) -> None:
 def parse_fault(fault_id: str, raw: object) -> Fault:
     """A fault from its JSON definition, or a 400 naming the first field that is wrong."""
     if not isinstance(raw, dict):
-        raise InvalidRequest(f"The fault must be a JSON object, got {raw!r}.")
+        raise InvalidRequest(f"The fault must be a JSON object, got {excerpt(raw)}.")
     _unknown_fields(raw, FAULT_FIELDS, "")
     match = _parse_match(raw.get("match"))
     latency = _integer(raw.get("latency-ms", 0), "latency-ms", 0, MAX_LATENCY_MS)
@@ -213,7 +215,7 @@ def parse_fault(fault_id: str, raw: object) -> Fault:
         or not 0 < probability <= 1
     ):
         raise InvalidRequest(
-            f"probability must be a number above 0 and at most 1, got {probability!r}."
+            f"probability must be a number above 0 and at most 1, got {excerpt(probability)}."
         )
     seed = _integer(raw.get("seed", 0), "seed", -MAX_SAFE_INTEGER)
     if "seed" in raw:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+import orjson
+
 from mock_server.core.errors import InvalidRequest
 from mock_server.http.control import ADMIN_HEADER
 from schemas.wire import path_ids
@@ -86,7 +88,9 @@ def kept_body(raw: bytes) -> bytes | int:
 
 
 def recorded_body(raw: bytes | int, content_type: str | None) -> Any:
-    """A body as the journal keeps it: parsed JSON when it parses, else text; None when empty."""
+    """A body as the journal keeps it: parsed JSON when it parses and can be written back
+    (nesting past 254 levels and integers beyond 64 bits are not), else text; None
+    when empty. Whatever a client sent, the journal renders."""
     if isinstance(raw, int):
         return f"<{raw} bytes, not recorded>"
     if not raw:
@@ -94,9 +98,11 @@ def recorded_body(raw: bytes | int, content_type: str | None) -> Any:
     text = raw.decode("utf-8", errors="replace")
     if content_type is not None and "json" in content_type:
         try:
-            return json.loads(text)
-        except ValueError:
+            parsed = json.loads(text)  # exact integers of any size, unlike orjson
+            orjson.dumps(parsed)
+        except (ValueError, RecursionError, TypeError):  # TypeError: orjson.JSONEncodeError
             return text
+        return parsed
     return text
 
 

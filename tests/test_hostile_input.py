@@ -1,0 +1,92 @@
+"""What a hostile or careless client sends is refused with a Problem, never a 500 (issue 14).
+
+Bodies nested as deep as the JSON parser allows, integers beyond 64 bits and huge values
+reach the error messages and the journal; both must stay bounded and render.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, basic
+from flask.testing import FlaskClient
+
+from mock_server.app import create_app
+from mock_server.core.errors import excerpt
+from mock_server.http.control import ADMIN_ROOT
+
+AUTH = basic(DEMO_USERNAME, DEMO_TOKEN)
+BOB = "agAQDqmvKiRbG4ekigNSmbbb"
+DEPTH = 1000
+"""Under orjson's limit (1024), so the body parses and the value reaches the rules."""
+
+
+def nested(depth: int = DEPTH) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def deep_object(field: str) -> bytes:
+    return b'{"' + field.encode() + b'": ' + nested() + b"}"
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    return create_app().test_client()
+
+
+JSON = {"Content-Type": "application/json"}
+TARGETS = [
+    ("PUT", api_path(suffix=f"/{BOB}"), "agent-status", AUTH),
+    ("PUT", api_path(suffix=f"/{BOB}"), "status-code-item-id", AUTH),
+    ("PUT", api_path(suffix="/bulk"), "agents", AUTH),
+    ("PUT", f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}/agents/{BOB}", "agent-status", {}),
+    ("PUT", f"{ADMIN_ROOT}/tenants/newtenant", "username", {}),
+    ("PATCH", f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}", "api-enabled", {}),
+    ("POST", f"{ADMIN_ROOT}/faults", "match", {}),
+    ("POST", f"{ADMIN_ROOT}/faults", "times", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "field", "auth"), TARGETS)
+def test_a_deeply_nested_value_is_a_bounded_400(
+    client: FlaskClient, method: str, path: str, field: str, auth: dict[str, str]
+) -> None:
+    reply = client.open(path, method=method, data=deep_object(field), headers={**auth, **JSON})
+    assert reply.status_code == 400, reply.get_data(as_text=True)[:300]
+    assert len(reply.get_data()) < 2000
+    assert reply.json is not None and reply.json["status"] == 400
+
+
+def test_the_journal_renders_what_it_stored(client: FlaskClient) -> None:
+    """Unauthenticated requests with bodies no serialiser takes back: still listed."""
+    bodies = [nested(300), b'{"agent-status": 123456789012345678901234567890}', nested(DEPTH)]
+    for body in bodies:
+        client.put(api_path(suffix=f"/{BOB}"), data=body, headers=JSON)
+    journal = client.get(f"{ADMIN_ROOT}/requests")
+    assert journal.status_code == 200
+    entries = journal.json["requests"]
+    assert len(entries) == len(bodies)
+    for entry, body in zip(entries, bodies, strict=True):
+        assert entry["request"]["body"] == body.decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", "'abc'"),
+        ({"a": [1, 2.5, None, True]}, "{'a': [1, 2.5, None, True]}"),
+        ("x" * 100, "'" + "x" * 36 + "..."),
+        (10**5000, "<an integer of 16610 bits>"),
+    ],
+    ids=["text", "object", "long text", "huge integer"],
+)
+def test_excerpt_shows_the_start_of_any_value(value: object, expected: str) -> None:
+    assert excerpt(value) == expected
+
+
+def test_excerpt_is_bounded_for_any_depth_and_size() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert excerpt(deep) == "[" * 37 + "..."
+    wide = {str(number): "v" * 1000 for number in range(10_000)}
+    assert len(excerpt(wide)) == 40
