@@ -6,6 +6,8 @@ reach the error messages and the journal; both must stay bounded and render.
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, basic
 from flask.testing import FlaskClient
@@ -13,6 +15,7 @@ from flask.testing import FlaskClient
 from mock_server.app import create_app
 from mock_server.core.errors import excerpt
 from mock_server.http.control import ADMIN_ROOT
+from mock_server.testdouble.journal import MAX_RECORDED_QUERY, Exchange, Journal
 
 AUTH = basic(DEMO_USERNAME, DEMO_TOKEN)
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
@@ -90,3 +93,46 @@ def test_excerpt_is_bounded_for_any_depth_and_size() -> None:
     assert excerpt(deep) == "[" * 37 + "..."
     wide = {str(number): "v" * 1000 for number in range(10_000)}
     assert len(excerpt(wide)) == 40
+
+
+def test_an_exchange_keeps_a_bounded_share_of_its_headers(client: FlaskClient) -> None:
+    """90 headers of 60 KB each, unauthenticated: the journal keeps 16 KiB and a count."""
+    headers = {f"X-Padding-{number}": "p" * 60_000 for number in range(90)}
+    client.get(api_path(), headers=headers, query_string={"q": "x" * 20_000})
+    (entry,) = client.get(f"{ADMIN_ROOT}/requests").json["requests"]
+    kept = entry["request"]["headers"]
+    assert sum(len(name) + len(value) for name, value in kept.items()) < 17 * 1024 + 100
+    assert kept["X-Emulator-Omitted"].endswith("bytes")
+    assert sum(len(value) for value in entry["query"]["q"]) <= MAX_RECORDED_QUERY
+
+
+def test_the_journal_is_bounded_in_bytes_and_keeps_the_newest() -> None:
+    journal = Journal(size=1000, max_bytes=1024 * 1024)
+    for number in range(100):
+        journal.record(
+            Exchange("PUT", f"/api/v1/x/{number}", "", None, [], b"b" * 60_000, status=200)
+        )
+    entries = journal.entries()
+    assert 10 <= len(entries) <= 17
+    assert entries[-1]["id"] == 100
+    assert [entry["id"] for entry in entries] == list(range(101 - len(entries), 101))
+
+
+def test_made_up_usernames_are_not_kept(client: FlaskClient) -> None:
+    """2000 requests with 48 KB usernames once added 83 MB to the credentials cache."""
+
+    def unknown(number: int) -> dict[str, str]:
+        return basic(f"{number:06d}" + "u" * 48_000, "token")
+
+    client.get(api_path(), headers=unknown(0))
+    client.delete(f"{ADMIN_ROOT}/requests")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(1, 301):
+            assert client.get(api_path(), headers=unknown(number)).status_code == 401
+            client.delete(f"{ADMIN_ROOT}/requests")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 2 * 1024 * 1024, f"{grown} bytes kept after 300 unknown usernames"

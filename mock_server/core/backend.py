@@ -139,7 +139,8 @@ class AgentStatusBackend(StateEditor):
         if candidates is None:
             with self._store.reading() as state:
                 candidates = tuple(state.tenants_by_username(username))
-            self._credentials.put(revision, username, candidates)
+            if candidates:  # a made-up username is looked up again, never kept
+                self._credentials.put(revision, username, candidates)
         given = token.encode()
         owner: Tenant | None = None
         for tenant in candidates:

@@ -27,6 +27,13 @@ from schemas.wire import path_ids
 
 DEFAULT_JOURNAL_SIZE = 1000
 MAX_RECORDED_BODY = 64 * 1024
+MAX_RECORDED_HEADERS = 16 * 1024
+"""What one exchange keeps of a request's (or response's) headers, names and values together;
+what lies beyond is counted in a note header, not kept."""
+MAX_RECORDED_QUERY = 8 * 1024
+JOURNAL_BYTES = 64 * 1024 * 1024
+"""What a journal may hold in all, bodies and headers counted: the oldest exchanges go first."""
+OMITTED_HEADERS = "X-Emulator-Omitted"
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", ADMIN_HEADER.lower()}
 )
@@ -80,6 +87,29 @@ def masked_request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
             name, secret = header
             headers.append((name, mask_header(name, value) if secret else value))
     return headers
+
+
+def bounded_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers an exchange keeps: in order, until ``MAX_RECORDED_HEADERS`` bytes; the
+    rest only counted (``X-Emulator-Omitted: 3 headers, 180000 bytes``)."""
+    budget = MAX_RECORDED_HEADERS
+    for index, (name, value) in enumerate(headers):
+        budget -= len(name) + len(value)
+        if budget < 0:
+            rest = headers[index:]
+            size = sum(len(name) + len(value) for name, value in rest)
+            return [*headers[:index], (OMITTED_HEADERS, f"{len(rest)} headers, {size} bytes")]
+    return headers
+
+
+def exchange_bytes(exchange: Exchange) -> int:
+    """About what an exchange holds in memory, to bound a journal in bytes."""
+    size = 256 + len(exchange.path) + len(exchange.query)
+    for body in (exchange.request_body, exchange.response_body):
+        size += 0 if isinstance(body, int) else len(body)
+    for headers in (exchange.request_headers, exchange.response_headers or []):
+        size += sum(len(name) + len(value) + 64 for name, value in headers)
+    return size
 
 
 def kept_body(raw: bytes) -> bytes | int:
@@ -237,21 +267,30 @@ class Recorder(Protocol):
 
 
 class Journal:
-    """The last ``size`` API exchanges; ids grow by one per request and are never reused."""
+    """The last ``size`` API exchanges, within ``max_bytes``; ids grow by one per request and
+    are never reused."""
 
-    def __init__(self, size: int = DEFAULT_JOURNAL_SIZE) -> None:
+    def __init__(self, size: int = DEFAULT_JOURNAL_SIZE, max_bytes: int = JOURNAL_BYTES) -> None:
         if size < 1:
             raise ValueError(f"the journal size must be at least 1, got {size}")
         self.size = size
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: deque[Exchange] = deque(maxlen=size)
+        self._entries: deque[Exchange] = deque()
+        self._bytes = 0
         self._next = 1
 
     def record(self, exchange: Exchange) -> None:
+        weight = exchange_bytes(exchange)
         with self._lock:
             exchange.id = self._next
             self._entries.append(exchange)
+            self._bytes += weight
             self._next += 1
+            while len(self._entries) > self.size or (
+                self._bytes > self.max_bytes and len(self._entries) > 1
+            ):
+                self._bytes -= exchange_bytes(self._entries.popleft())
 
     def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]:
         chosen = where or JournalFilter()
@@ -265,5 +304,6 @@ class Journal:
         with self._lock:
             kept = [entry for entry in self._entries if not chosen.accepts(entry)]
             removed = len(self._entries) - len(kept)
-            self._entries = deque(kept, maxlen=self.size)
+            self._entries = deque(kept)
+            self._bytes = sum(map(exchange_bytes, kept))
             return removed

@@ -29,10 +29,12 @@ from mock_server.http.request_ids import new_request_id
 from mock_server.testdouble.faults import Fault, FaultRegistry, Faults
 from mock_server.testdouble.journal import (
     DEFAULT_JOURNAL_SIZE,
+    MAX_RECORDED_QUERY,
     Exchange,
     Journal,
     JournalFilter,
     Recorder,
+    bounded_headers,
     kept_body,
     masked_headers,
     masked_request_headers,
@@ -163,9 +165,9 @@ class TestDoubleMiddleware:
         exchange = Exchange(
             method=method,
             path=path,
-            query=environ.get("QUERY_STRING", ""),
+            query=environ.get("QUERY_STRING", "")[:MAX_RECORDED_QUERY],
             fault=None if fault is None else fault.id,
-            request_headers=masked_request_headers(environ),
+            request_headers=bounded_headers(masked_request_headers(environ)),
             request_body=kept_body(_buffer_body(environ)),
         )
         if fault is not None and fault.latency_ms and environ.get(DEFER_LATENCY_KEY):
@@ -191,7 +193,7 @@ class TestDoubleMiddleware:
             self._record(exchange, started)
             raise
         exchange.status = int(status.split(" ", 1)[0])
-        exchange.response_headers = masked_headers(headers)
+        exchange.response_headers = bounded_headers(masked_headers(headers))
         exchange.response_body = kept_body(payload)
         self._record(exchange, started)
         start_response(status, headers)

@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 
 from mock_server.testdouble.faults import Fault, FaultNotFound, Target, parse_fault
-from mock_server.testdouble.journal import Exchange, JournalFilter
+from mock_server.testdouble.journal import JOURNAL_BYTES, Exchange, JournalFilter
 from schemas.wire import path_ids
 
 SUFFIX = ".testdouble"
@@ -323,9 +323,6 @@ def _decode(exchange_id: int, fields: bytes, request_body: bytes, response_body:
     )
 
 
-JOURNAL_BYTES = 64 * 1024 * 1024
-"""What the shared journal may hold in all: ``size`` slots of an equal share each (a sparse
-file, so only what was written takes memory or disk)."""
 MIN_SLOT_BYTES = 4096
 JOURNAL_HEADER = struct.Struct("<QQ")
 """(next id, first id not cleared) at the start of ``FILE.journal``."""
@@ -335,7 +332,8 @@ SLOT_HEADER = struct.Struct("<QIII")
 
 class SharedJournal:
     """``Journal`` across processes: a ring of ``size`` slots in a file mapped by every
-    worker, the exchange of id ``n`` in slot ``n % size``. Recording copies bytes under the
+    worker, the exchange of id ``n`` in slot ``n % size``, ``JOURNAL_BYTES`` in all (a sparse
+    file: only what was written takes memory or disk). Recording copies bytes under the
     lock (no SQL); an exchange too large for its slot keeps its bodies' sizes only."""
 
     def __init__(self, shared: SharedFile, size: int) -> None:
