@@ -59,6 +59,9 @@ def create_app(
         document = fixture if isinstance(fixture, Mapping) else load_fixture(fixture)
         backend = AgentStatusBackend(document, chosen, store)
     app = EmulatorFlask(__name__)
+    # A path with an empty segment (``/api//v1``) has no operation, like any other unknown
+    # path: a 404 Problem, not Werkzeug's 308 redirect with an HTML body.
+    app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
     app.register_blueprint(api_blueprint(backend))
     app.register_blueprint(admin)

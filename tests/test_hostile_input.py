@@ -136,3 +136,19 @@ def test_made_up_usernames_are_not_kept(client: FlaskClient) -> None:
     finally:
         tracemalloc.stop()
     assert grown < 2 * 1024 * 1024, f"{grown} bytes kept after 300 unknown usernames"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api//v1/tenants/acmecorp01/agentstatus/agents",
+        "/api/v1/tenants/acmecorp01/agentstatus//agents",
+        f"/api/v1/tenants/acmecorp01/agentstatus/agents//{BOB}",
+        "/__admin//tenants",
+    ],
+)
+def test_an_empty_path_segment_is_a_404_problem(client: FlaskClient, path: str) -> None:
+    reply = client.get(path, headers=AUTH)
+    assert reply.status_code == 404
+    assert reply.mimetype == "application/problem+json"
+    assert "Location" not in reply.headers
