@@ -6,6 +6,7 @@ reach the error messages and the journal; both must stay bounded and render.
 
 from __future__ import annotations
 
+import socket
 import tracemalloc
 
 import pytest
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from mock_server.app import create_app
 from mock_server.core.errors import excerpt
 from mock_server.http.control import ADMIN_ROOT
+from mock_server.serving.threaded import start_in_thread
 from mock_server.testdouble.journal import MAX_RECORDED_QUERY, Exchange, Journal
 
 AUTH = basic(DEMO_USERNAME, DEMO_TOKEN)
@@ -152,3 +154,31 @@ def test_an_empty_path_segment_is_a_404_problem(client: FlaskClient, path: str) 
     assert reply.status_code == 404
     assert reply.mimetype == "application/problem+json"
     assert "Location" not in reply.headers
+
+
+BAD_FRAMING = {
+    "superscript length": b"Content-Length: \xc2\xb2\r\n\r\n{}",
+    "chunk size ZZ": b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nab\r\n0\r\n\r\n",
+    "negative chunk": b"Transfer-Encoding: chunked\r\n\r\n-5\r\nab\r\n0\r\n\r\n",
+    "chunk without CRLF": b"Transfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("framing", BAD_FRAMING.values(), ids=BAD_FRAMING.keys())
+def test_bad_framing_on_the_threaded_server_is_a_400_problem(framing: bytes) -> None:
+    """The in-thread server (fixtures, the pytest plugin) reads bodies in the middleware,
+    outside Flask's error handling: a body it cannot read was a 500 HTML page."""
+    with start_in_thread(create_app()) as server:
+        head = (
+            f"PUT {api_path(suffix=f'/{BOB}')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+        )
+        with socket.create_connection((server.host, server.port), timeout=10) as connection:
+            connection.sendall(head.encode() + framing)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer[:300]
+    assert b"application/problem+json" in rest.split(b"\r\n\r\n")[0].lower()
+    assert b"<html" not in answer.lower()

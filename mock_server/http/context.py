@@ -14,6 +14,9 @@ from schemas.contract import is_json_media_type
 
 EXTENSION = "agentstatus"
 RAW_BODY_KEY = "agentstatus.body"
+BODY_ERROR_KEY = "agentstatus.body_error"
+"""Set by whatever read the body before the app and could not (bad framing): the reason, which
+``read_json_body`` answers as a 400."""
 """The request body, already read by the test-double middleware (``testdouble.middleware``)."""
 
 
@@ -49,6 +52,9 @@ def read_json_body() -> object:
     ):
         declared = request.mimetype or "no Content-Type"
         raise UnsupportedMediaType(f"The body must be sent as application/json, not {declared}.")
+    framing = environ.get(BODY_ERROR_KEY)
+    if framing is not None:
+        raise InvalidRequest(str(framing))
     buffered = environ.get(RAW_BODY_KEY)
     raw = buffered if isinstance(buffered, bytes) else request.get_data(cache=True)
     if not raw.strip():

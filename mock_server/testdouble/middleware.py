@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
+from mock_server.core.errors import excerpt
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.admin import require_admin_token
-from mock_server.http.context import EXTENSION, RAW_BODY_KEY, read_json_body
+from mock_server.http.context import BODY_ERROR_KEY, EXTENSION, RAW_BODY_KEY, read_json_body
 from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
@@ -80,10 +82,29 @@ class LatencyDeferred(Exception):
 
 def _buffer_body(environ: WSGIEnvironment) -> bytes:
     """Read the body once and put it back, so both the journal and the app can read it; a
-    body within the API's limit is also handed to the app as bytes (``RAW_BODY_KEY``)."""
+    body within the API's limit is also handed to the app as bytes (``RAW_BODY_KEY``). A body
+    that cannot be read (a ``Content-Length`` that is no number, broken chunks) becomes an
+    empty one and its reason ``BODY_ERROR_KEY``, which the app answers as a 400."""
+    try:
+        return _read_body(environ)
+    except (ValueError, OSError, HTTPException) as error:
+        reason = str(error)[:120] or type(error).__name__
+        environ[BODY_ERROR_KEY] = f"The request body could not be read: {reason}."
+        environ["wsgi.input"] = io.BytesIO(b"")
+        environ["CONTENT_LENGTH"] = "0"
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.pop("wsgi.input_terminated", None)
+        return b""
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
     length_text = environ.get("CONTENT_LENGTH") or ""
     stream = environ["wsgi.input"]
-    if length_text.isdigit():
+    if length_text:
+        if not (length_text.isascii() and length_text.isdigit()):
+            raise ValueError(
+                f"Content-Length must be a number of bytes, got {excerpt(length_text)}"
+            )
         length = int(length_text)
         if length > MAX_BUFFERED_BODY:
             return b""
