@@ -37,9 +37,11 @@ test: $(STAMP)
 SQLITE_TESTS := tests/test_transitions.py tests/test_bulk.py tests/test_set_status.py tests/test_auth.py
 
 # Throughput and latency of every serving mode against a bare Flask baseline (README: Serving).
+# PEERS=1 also installs (bench/install-peers, into bench/.peers) and measures WireMock and Prism.
+PEERS ?=
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m bench
+	BENCH_PEERS=$(PEERS) $(BIN)/python -m bench
 
 # Long Schemathesis runs (every check, stateful links) against the emulator: FUZZ_EXAMPLES
 # examples per operation and for the state machine; the test suite runs a few. Driven by the

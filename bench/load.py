@@ -1,7 +1,10 @@
 """A bounded load generator: wrk when installed, else a Python one (slower, so it says so).
 
-Both keep ``connections`` keep-alive connections busy for ``seconds`` against 127.0.0.1 and
-report requests/s, p50 and p99 latency, and the count of answers outside 2xx.
+Both keep ``connections`` connections busy for ``seconds`` against 127.0.0.1 and report
+requests/s, p50 and p99 latency, the count of answers outside 2xx plus socket errors, and the
+count of requests that timed out (no answer within ``TIMEOUT_SECONDS``). A connection is kept
+alive across requests, or, for a ``Request`` with ``new_connection``, opened for each request
+and closed after its answer (``Connection: close``: the server closes it, the client reconnects).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+TIMEOUT_SECONDS = 2
+"""A request still unanswered after this counts as timed out (wrk's default, made explicit)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class Request:
     url: str
     headers: dict[str, str]
     body: bytes = b""
+    new_connection: bool = False
+    """A new connection per request (``Connection: close``) instead of one kept alive."""
+
+    def sent_headers(self) -> dict[str, str]:
+        return {**self.headers, "Connection": "close"} if self.new_connection else self.headers
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class Result:
     p99_ms: float
     requests: int
     failures: int
+    """Answers outside 2xx, plus socket errors (connect, read, write, timeout)."""
+    timeouts: int = 0
+    """Requests without an answer within ``TIMEOUT_SECONDS`` (counted in ``failures`` too)."""
 
 
 def generator_name() -> str:
@@ -50,7 +63,9 @@ def drive(request: Request, connections: int, seconds: float) -> Result:
 def _wrk(request: Request, connections: int, seconds: float) -> Result:
     body = request.body.decode().replace("\\", "\\\\").replace('"', '\\"')
     lines = [f'wrk.method = "{request.method}"', f'wrk.body = "{body}"']
-    lines += [f'wrk.headers["{name}"] = "{value}"' for name, value in request.headers.items()]
+    lines += [
+        f'wrk.headers["{name}"] = "{value}"' for name, value in request.sent_headers().items()
+    ]
     with tempfile.TemporaryDirectory() as directory:
         script = Path(directory) / "request.lua"
         script.write_text("\n".join(lines) + "\n")
@@ -63,6 +78,8 @@ def _wrk(request: Request, connections: int, seconds: float) -> Result:
             "-d",
             f"{max(1, round(seconds))}s",
             "--latency",
+            "--timeout",
+            f"{TIMEOUT_SECONDS}s",
         ]
         output = subprocess.run(
             [*command, "-s", str(script), request.url],
@@ -83,6 +100,7 @@ def _wrk(request: Request, connections: int, seconds: float) -> Result:
         requests=int(total.group(1)) if total else 0,
         failures=(int(failures.group(1)) if failures else 0)
         + (sum(int(n) for n in errors.groups()) if errors else 0),
+        timeouts=int(errors.group(4)) if errors else 0,
     )
 
 
@@ -103,23 +121,39 @@ def _latency(output: str, percentile: str) -> float:
 def _python(request: Request, connections: int, seconds: float) -> Result:
     parts = urlsplit(request.url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
+    headers = request.sent_headers()
     deadline = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(connections)]
     failures = [0] * connections
+    timeouts = [0] * connections
 
     def worker(index: int) -> None:
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        connection: http.client.HTTPConnection | None = None
         while time.monotonic() < deadline:
-            started = time.perf_counter()
-            connection.request(
-                request.method, path, body=request.body or None, headers=request.headers
-            )
-            response = connection.getresponse()
-            response.read()
+            started = time.perf_counter()  # a new connection's connect is part of its request
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(
+                        parts.hostname or "", parts.port, timeout=TIMEOUT_SECONDS
+                    )
+                connection.request(request.method, path, body=request.body or None, headers=headers)
+                response = connection.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as error:
+                failures[index] += 1
+                timeouts[index] += isinstance(error, TimeoutError)
+                if connection is not None:
+                    connection.close()
+                connection = None
+                continue
             latencies[index].append((time.perf_counter() - started) * 1000)
             if not 200 <= response.status < 300:
                 failures[index] += 1
-        connection.close()
+            if request.new_connection or response.will_close:
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
 
     started = time.monotonic()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
@@ -130,10 +164,13 @@ def _python(request: Request, connections: int, seconds: float) -> Result:
     elapsed = time.monotonic() - started
     ordered = sorted(latency for per_thread in latencies for latency in per_thread)
     count = len(ordered)
+    if count == 0:  # nothing answered: no percentile is better than the whole run
+        ordered = [elapsed * 1000]
     return Result(
         requests_per_second=count / elapsed,
-        p50_ms=ordered[count // 2],
-        p99_ms=ordered[min(count - 1, int(count * 0.99))],
+        p50_ms=ordered[len(ordered) // 2],
+        p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
         requests=count,
         failures=sum(failures),
+        timeouts=sum(timeouts),
     )
