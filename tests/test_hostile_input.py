@@ -182,3 +182,20 @@ def test_bad_framing_on_the_threaded_server_is_a_400_problem(framing: bytes) -> 
     assert status_line.split()[1] == b"400", answer[:300]
     assert b"application/problem+json" in rest.split(b"\r\n\r\n")[0].lower()
     assert b"<html" not in answer.lower()
+
+
+def test_a_backtracking_pattern_cannot_stall_a_request(client: FlaskClient) -> None:
+    """``(/?[a-z0-9]+)*`` took seconds per unauthenticated request under Python's ``re``,
+    holding the fault registry's lock; RE2 matches in linear time."""
+    fault = {"match": {"path-regex": "(/?[a-z0-9]+)*"}, "action": {"type": "drop"}}
+    assert client.post(f"{ADMIN_ROOT}/faults", json=fault).status_code == 201
+    for _ in range(20):
+        assert client.get(api_path(suffix="/" + "a" * 40 + "!")).status_code == 401
+    assert client.get(f"{ADMIN_ROOT}/faults").json["faults"][0]["hits"] == 0
+
+
+def test_a_pattern_re2_cannot_run_is_a_400_naming_it(client: FlaskClient) -> None:
+    fault = {"match": {"path-regex": "(a)\\1"}, "action": {"type": "drop"}}
+    refused = client.post(f"{ADMIN_ROOT}/faults", json=fault)
+    assert refused.status_code == 400
+    assert "RE2 syntax" in refused.json["detail"] and "\\1" in refused.json["detail"]

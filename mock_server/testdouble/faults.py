@@ -3,7 +3,7 @@
 A fault has a ``match`` (method, path, tenant, agent; all optional), an optional
 ``latency-ms``, an optional ``action`` and a schedule (``times``, ``probability``, ``seed``).
 Paths match as shell-style globs (``fnmatch``: ``*`` also crosses ``/``) or, with
-``path-regex``, as a Python regular expression that must match the whole path.
+``path-regex``, as a regular expression (RE2 syntax, linear time) that must match the whole path.
 The first active fault that matches a request applies, and only that one, so a list of
 faults reads top to bottom like a script. Probabilities draw from one ``random.Random`` per
 fault, seeded from its definition (default 0), so the same requests fail on every run.
@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
+
+import re2
 
 from mock_server.core.errors import ApiError, InvalidRequest, excerpt
 from schemas.wire import MAX_SAFE_INTEGER, integral, path_ids
@@ -59,7 +61,8 @@ class Target:
 class Match:
     method: str | None = None
     path: str | None = None
-    path_regex: re.Pattern[str] | None = None
+    path_regex: Any = None
+    """An RE2 pattern (``_linear_regex``), matched against the whole path."""
     tenant: str | None = None
     agent: str | None = None
 
@@ -129,6 +132,26 @@ def _integer(value: object, name: str, low: int, high: int = MAX_SAFE_INTEGER) -
     return number
 
 
+def _linear_regex(text: str) -> Any:
+    """``text`` compiled by RE2, whose matching time grows linearly with the path: a pattern
+    such as ``(/?[a-z0-9]+)*`` cannot make a request take seconds (Python's ``re``
+    backtracks). RE2 has no backreferences or lookaround; a pattern using them is a 400."""
+    try:
+        return re2.compile(text, _RE2_OPTIONS)
+    except re2.error as error:
+        reason = (
+            error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else error
+        )
+        raise InvalidRequest(
+            f"match.path-regex is not a regular expression the emulator runs (RE2 syntax: no "
+            f"backreferences or lookaround): {excerpt(reason, 120)}."
+        ) from None
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the client's 400, not a server log line
+
+
 def _parse_match(raw: object) -> Match:
     if raw is None:
         return Match()
@@ -139,12 +162,7 @@ def _parse_match(raw: object) -> Match:
         raise InvalidRequest("match.path and match.path-regex exclude each other; give one.")
     method = _optional_text(raw, "method", "match.")
     regex_text = _optional_text(raw, "path-regex", "match.")
-    try:
-        regex = None if regex_text is None else re.compile(regex_text)
-    except re.error as error:
-        raise InvalidRequest(
-            f"match.path-regex is not a valid regular expression: {error}."
-        ) from None
+    regex = None if regex_text is None else _linear_regex(regex_text)
     return Match(
         method=None if method is None else method.upper(),
         path=_optional_text(raw, "path", "match."),
@@ -290,9 +308,11 @@ class FaultRegistry:
         if not self._faults:  # the usual case, decided without the lock
             return None
         target = Target(method, path, *path_ids(path))
+        # Matching runs outside the lock: a slow pattern delays only its own request.
+        candidates = [fault for fault in list(self._faults.values()) if fault.match.accepts(target)]
         with self._lock:
-            for fault in self._faults.values():
-                if not fault.active or not fault.match.accepts(target):
+            for fault in candidates:
+                if not fault.active or self._faults.get(fault.id) is not fault:
                     continue
                 if fault.probability < 1 and fault.rng.random() >= fault.probability:
                     continue

@@ -260,7 +260,7 @@ def test_list_get_delete_and_clear(client: FlaskClient) -> None:
         ({"latency-ms": 5, "match": "GET"}, "match must be an object"),
         ({"latency-ms": 5, "match": {"verb": "GET"}}, "match.verb is not a fault field"),
         ({"latency-ms": 5, "match": {"method": ""}}, "match.method must be a non-empty string"),
-        ({"latency-ms": 5, "match": {"path-regex": "("}}, "match.path-regex is not a valid"),
+        ({"latency-ms": 5, "match": {"path-regex": "("}}, "match.path-regex is not a regular"),
         ({"latency-ms": 5, "match": {"path": "/a", "path-regex": "/a"}}, "exclude each other"),
         (
             {"action": {"type": "respond", "status": 200, "headers": {"X-A": "b\r\nx"}}},
