@@ -103,12 +103,15 @@ def bounded_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def exchange_bytes(exchange: Exchange) -> int:
-    """About what an exchange holds in memory, to bound a journal in bytes."""
+    """About what an exchange holds in memory, to bound a journal in bytes (each header
+    counts its two strings' overhead too)."""
     size = 256 + len(exchange.path) + len(exchange.query)
     for body in (exchange.request_body, exchange.response_body):
-        size += 0 if isinstance(body, int) else len(body)
-    for headers in (exchange.request_headers, exchange.response_headers or []):
-        size += sum(len(name) + len(value) + 64 for name, value in headers)
+        if not isinstance(body, int):
+            size += len(body)
+    for headers in (exchange.request_headers, exchange.response_headers or ()):
+        for name, value in headers:
+            size += len(name) + len(value) + 64
     return size
 
 
@@ -173,6 +176,8 @@ class Exchange:
     response_headers: list[tuple[str, str]] | None = None
     response_body: bytes | int = b""
     id: int = 0
+    size: int = 0
+    """``exchange_bytes`` as it was recorded (set by ``Journal.record``)."""
 
     @property
     def tenant(self) -> str | None:
@@ -281,16 +286,16 @@ class Journal:
         self._next = 1
 
     def record(self, exchange: Exchange) -> None:
-        weight = exchange_bytes(exchange)
+        exchange.size = exchange_bytes(exchange)
         with self._lock:
             exchange.id = self._next
             self._entries.append(exchange)
-            self._bytes += weight
+            self._bytes += exchange.size
             self._next += 1
             while len(self._entries) > self.size or (
                 self._bytes > self.max_bytes and len(self._entries) > 1
             ):
-                self._bytes -= exchange_bytes(self._entries.popleft())
+                self._bytes -= self._entries.popleft().size
 
     def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]:
         chosen = where or JournalFilter()
@@ -305,5 +310,5 @@ class Journal:
             kept = [entry for entry in self._entries if not chosen.accepts(entry)]
             removed = len(self._entries) - len(kept)
             self._entries = deque(kept)
-            self._bytes = sum(map(exchange_bytes, kept))
+            self._bytes = sum(entry.size for entry in kept)
             return removed
