@@ -199,3 +199,19 @@ def test_a_pattern_re2_cannot_run_is_a_400_naming_it(client: FlaskClient) -> Non
     refused = client.post(f"{ADMIN_ROOT}/faults", json=fault)
     assert refused.status_code == 400
     assert "RE2 syntax" in refused.json["detail"] and "\\1" in refused.json["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{ADMIN_ROOT}/tenants/ab%0A", f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}/agents/ag1%0A"],
+    ids=["tenant", "agent"],
+)
+def test_an_id_with_a_trailing_newline_is_refused(client: FlaskClient, path: str) -> None:
+    """The schema's ``^...$`` let Python's ``$`` match before a final newline."""
+    document = {"username": "newuser", "token": "newtoken", "agents": []}
+    if "/agents/" in path:
+        document = {"agent-status": 1, "group-id": 100}
+    reply = client.put(path, json=document)
+    assert reply.status_code == 400, reply.get_data(as_text=True)
+    assert "does not match" in reply.json["detail"]
+    assert not any("\n" in tenant for tenant in client.get(f"{ADMIN_ROOT}/tenants").json["tenants"])

@@ -61,7 +61,7 @@ def _value_check(schema: Mapping[str, Any]) -> Check | None:
         members = frozenset(schema["enum"])
         checks.append(lambda value: isinstance(value, str) and value in members)
     if "pattern" in schema:
-        pattern = re.compile(schema["pattern"])
+        pattern = schema_pattern(schema["pattern"])
         checks.append(lambda value: not isinstance(value, str) or bool(pattern.search(value)))
     if "minLength" in schema:
         least = schema["minLength"]
@@ -104,6 +104,29 @@ def compile_object(schema: Mapping[str, Any]) -> Check | None:
         return all(properties[name](item) for name, item in value.items())
 
     return check_object
+
+
+@cache
+def schema_pattern(text: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` (ECMA 262) as Python runs it: ``$`` outside a class is the
+    very end of the text (``\\Z``); Python's ``$`` also matches before a final newline, which
+    let ``PUT /__admin/tenants/ab%0A`` create the tenant ``"ab\\n"``."""
+    translated: list[str] = []
+    escaped = in_class = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            translated.append("\\Z")
+            continue
+        translated.append(char)
+    return re.compile("".join(translated))
 
 
 @cache

@@ -8,7 +8,7 @@ reported with its JSON path in the document, e.g. ``$.tenants[0].agents[3].group
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -16,12 +16,12 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from mock_server.core.entities import Agent, FixtureTenant, Group, StatusCodeList, Tenant
-from mock_server.core.errors import InvalidRequest
-from mock_server.core.fixture_check import agent_check, split_agents
+from mock_server.core.errors import InvalidRequest, excerpt
+from mock_server.core.fixture_check import agent_check, schema_pattern, split_agents
 from schemas import load_schema
 from schemas.rules import LOGGED_OUT_STATUS_CODE_ITEM_ID, LOGGED_OUT_STATUS_CODE_LIST_ID
 from schemas.wire import STATUS_CODE_FIELDS
@@ -36,6 +36,17 @@ class FixtureError(InvalidRequest):
     """A fixture (file or control-plane body) that does not describe a valid tenant set."""
 
 
+def _pattern(
+    validator: Any, pattern: str, instance: object, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``pattern`` with ECMA's ``$`` (``schema_pattern``), as the JSON Schema spec says."""
+    if isinstance(instance, str) and not schema_pattern(pattern).search(instance):
+        yield ValidationError(f"{excerpt(instance)} does not match {pattern!r}")
+
+
+FixtureValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})  # type: ignore[no-untyped-call]
+
+
 @cache
 def _validator(definition: str | None = None) -> Draft202012Validator:
     schema = load_schema("fixture.schema.json")
@@ -44,7 +55,8 @@ def _validator(definition: str | None = None) -> Draft202012Validator:
         schema.pop("required", None)
         schema.pop("properties", None)
         schema.pop("additionalProperties", None)
-    return Draft202012Validator(schema)
+    validator: Draft202012Validator = FixtureValidator(schema)
+    return validator
 
 
 MAX_DEPTH = 32
