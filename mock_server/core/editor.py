@@ -17,7 +17,7 @@ import orjson
 
 from mock_server.core.entities import Agent, Tenant
 from mock_server.core.errors import AgentNotFound, TenantNotFound
-from mock_server.core.fixtures import build_agent, build_tenants
+from mock_server.core.fixtures import build_agent, build_tenants, username_taken
 from mock_server.core.store import MemoryStore, StateReader, StateStore
 
 
@@ -61,6 +61,9 @@ class StateEditor:
         """Create or replace one tenant from a fixture-format tenant; True when created."""
         built = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
         with self._store.writing() as state:
+            username = built.tenant.username
+            if any(other.tenant_id != tenant_id for other in state.tenants_by_username(username)):
+                raise username_taken("$", username)
             created = state.tenant(tenant_id) is None
             state.save_tenant(built.tenant, built.agents)
         return created

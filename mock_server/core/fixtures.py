@@ -144,6 +144,11 @@ def load_fixture(path: str | Path | None = None) -> dict[str, Any]:
         raise FixtureError(message) from None
 
 
+def username_taken(where: str, username: str) -> FixtureError:
+    """Each tenant has a username of its own: Basic credentials find the tenant by it."""
+    return FixtureError(f"{where}.username: {excerpt(username)} is used by another tenant.")
+
+
 def build_tenants(document: Mapping[str, Any]) -> dict[str, FixtureTenant]:
     """Fresh state from a fixture document; each call returns new, independent objects."""
     validate_document(document)
@@ -156,7 +161,7 @@ def build_tenants(document: Mapping[str, Any]) -> dict[str, FixtureTenant]:
         if tenant.tenant_id in tenants:
             raise FixtureError(f"{where}.tenant-id: '{tenant.tenant_id}' is defined twice.")
         if tenant.username in usernames:
-            raise FixtureError(f"{where}.username: '{tenant.username}' is used by another tenant.")
+            raise username_taken(where, tenant.username)
         tenants[tenant.tenant_id] = built
         usernames.add(tenant.username)
     return tenants
