@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import requests
+from requests.adapters import BaseAdapter
 
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from schemas.wire import API_BASE, BULK, STATUS_CODE_FIELDS, agents_path, segment
@@ -41,13 +42,25 @@ def tenant_path(tenant: str, *rest: str) -> str:
 class ControlPlane:
     """Calls to ``/__admin/`` that either succeed or raise with the emulator's own reason.
 
-    The one client of the control plane: the harness's handle and the contract kit use it."""
+    The one client of the control plane: the harness's handle and the contract kit use it.
+    With a ``transport`` (the in-process one, into the very app that serves ``base_url``),
+    the calls go through it instead of a socket; the environment's proxies and netrc, which
+    only a network call would use, are then not read."""
 
-    def __init__(self, base_url: str, admin_token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        admin_token: str | None = None,
+        *,
+        transport: BaseAdapter | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         if admin_token is not None:
             self.session.headers[ADMIN_HEADER] = admin_token
+        if transport is not None:
+            self.session.mount(f"{self.base_url}{ADMIN_ROOT}/", transport)
+            self.session.trust_env = False
 
     def call(
         self,
@@ -287,6 +300,7 @@ class Emulator:
         *,
         admin_token: str | None = None,
         document: Mapping[str, Any] | None = None,
+        transport: BaseAdapter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
@@ -294,7 +308,7 @@ class Emulator:
         self.token = token
         self._start_token = token  # a fixture tenant's reset gives this token back
         self._document = None if document is None else dict(document)
-        self.control = ControlPlane(self.base_url, admin_token)
+        self.control = ControlPlane(self.base_url, admin_token, transport=transport)
         self.faults = Faults(self.control, tenant)
         self.journal = JournalView(self.control, tenant)
 
@@ -373,9 +387,15 @@ class Emulator:
 
     @classmethod
     def create_tenant(
-        cls, base_url: str, document: Mapping[str, Any], admin_token: str | None = None
+        cls,
+        base_url: str,
+        document: Mapping[str, Any],
+        admin_token: str | None = None,
+        *,
+        transport: BaseAdapter | None = None,
     ) -> Emulator:
-        """A new tenant from a fixture-format document (which must carry a unique id)."""
+        """A new tenant from a fixture-format document (which must carry a unique id);
+        ``transport`` as for ``ControlPlane``."""
         handle = cls(
             base_url,
             document["tenant-id"],
@@ -383,6 +403,7 @@ class Emulator:
             document["token"],
             admin_token=admin_token,
             document=document,
+            transport=transport,
         )
         handle.control.call("PUT", tenant_path(handle.tenant), dict(document))
         return handle
