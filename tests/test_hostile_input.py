@@ -6,9 +6,12 @@ reach the error messages and the journal; both must stay bounded and render.
 
 from __future__ import annotations
 
+import base64
 import gc
+import json
 import socket
 import tracemalloc
+from urllib.parse import quote
 
 import pytest
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, basic
@@ -17,6 +20,7 @@ from flask.testing import FlaskClient
 from mock_server.app import create_app
 from mock_server.core.errors import excerpt
 from mock_server.http.control import ADMIN_ROOT
+from mock_server.live.recording import scrub, secrets_of
 from mock_server.serving.threaded import start_in_thread
 from mock_server.testdouble.journal import MAX_RECORDED_QUERY, Exchange, Journal
 
@@ -231,3 +235,35 @@ def test_a_tenant_cannot_take_another_tenants_username(client: FlaskClient) -> N
     assert client.get(api_path(), headers=AUTH).status_code == 200
     own = client.put(f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}", json=copy)
     assert own.status_code == 200  # a tenant keeps its own username when replaced
+
+
+SECRET_TOKEN = "s3cr3t-t0ken+/="
+CREDENTIALS = base64.b64encode(f"{DEMO_USERNAME}:{SECRET_TOKEN}".encode()).decode()
+
+
+def test_the_journal_masks_secrets_by_what_they_are(client: FlaskClient) -> None:
+    headers = {
+        "X-Forwarded-Authorization": f"Basic {CREDENTIALS}",
+        "Authorization": f"{CREDENTIALS} Basic",
+        "X-Api-Key": SECRET_TOKEN,
+        "X-Custom": f"Bearer {SECRET_TOKEN}",
+    }
+    client.get(api_path(), headers=headers, query_string={"x-api-key": SECRET_TOKEN, "n": "1"})
+    (entry,) = client.get(f"{ADMIN_ROOT}/requests").json["requests"]
+    shown = entry["request"]["headers"]
+    assert shown["X-Forwarded-Authorization"] == "Basic ***"
+    assert shown["Authorization"] == "***"
+    assert shown["X-Api-Key"] == "***"
+    assert shown["X-Custom"] == "Bearer ***"
+    assert entry["query"] == {"x-api-key": ["***"], "n": ["1"]}
+    text = json.dumps(entry)
+    assert SECRET_TOKEN not in text and CREDENTIALS not in text
+
+
+def test_a_recording_scrubs_secrets_as_a_url_carries_them() -> None:
+    secrets = secrets_of([("Authorization", f"Basic {CREDENTIALS}")])
+    query = f"token={quote(SECRET_TOKEN, safe='')}&auth={quote(CREDENTIALS, safe='')}"
+    scrubbed = scrub(query, secrets)
+    assert quote(SECRET_TOKEN, safe="") not in scrubbed
+    assert quote(CREDENTIALS, safe="") not in scrubbed
+    assert scrubbed == "token=***&auth=***"

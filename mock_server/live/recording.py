@@ -28,12 +28,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from mock_server.core.errors import AuthenticationFailed
 from mock_server.core.profiles import DEFAULT, PROFILES
 from mock_server.http.auth import basic_credentials
 from mock_server.live.judge import ContractJudge
-from mock_server.testdouble.journal import MASK, header_value, masked_headers
+from mock_server.testdouble.journal import (
+    MASK,
+    header_value,
+    mask_header,
+    masked_headers,
+)
 from schemas.contract import is_json_media_type, media_type_of
 from schemas.wire import API_BASE
 
@@ -47,10 +53,11 @@ class RecordingError(Exception):
 
 
 def secrets_of(headers: Iterable[tuple[str, str]]) -> list[str]:
-    """What must never be written: each Authorization value, its base64 and a Basic token."""
+    """What must never be written: each secret header's value (by its name or what it holds),
+    its credentials, a Basic token, and each of them as a URL would carry it."""
     found: list[str] = []
     for name, value in headers:
-        if not name.lower().endswith("authorization"):
+        if mask_header(name, value) == value:
             continue
         scheme, _, credentials = value.strip().partition(" ")
         found.append(value.strip())
@@ -58,6 +65,9 @@ def secrets_of(headers: Iterable[tuple[str, str]]) -> list[str]:
         if scheme.lower() == "basic":
             with contextlib.suppress(AuthenticationFailed):  # not username:token in base64
                 found.append(basic_credentials(value)[1])
+    # As they would travel in a URL too (base64's = and + and / percent-encoded).
+    found += [quote(secret, safe="") for secret in found]
+    found += [quote_plus(secret) for secret in found]
     return sorted(
         {secret for secret in found if len(secret) >= MIN_SCRUBBED_SECRET}, key=len, reverse=True
     )

@@ -22,7 +22,6 @@ from urllib.parse import parse_qs
 import orjson
 
 from mock_server.core.errors import InvalidRequest
-from mock_server.http.control import ADMIN_HEADER
 from schemas.wire import path_ids
 
 DEFAULT_JOURNAL_SIZE = 1000
@@ -34,18 +33,45 @@ MAX_RECORDED_QUERY = 8 * 1024
 JOURNAL_BYTES = 64 * 1024 * 1024
 """What a journal may hold in all, bodies and headers counted: the oldest exchanges go first."""
 OMITTED_HEADERS = "X-Emulator-Omitted"
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", ADMIN_HEADER.lower()}
+SECRET_NAME_PARTS = ("authorization", "token", "api-key", "apikey", "secret", "password", "cookie")
+"""A header (or query parameter) whose name holds one of these carries a secret, whatever
+else it is called (``X-Forwarded-Authorization``, ``X-Admin-Token``, ``x-api-key``)."""
+CREDENTIAL_SCHEMES = frozenset(
+    {"basic", "bearer", "digest", "negotiate", "ntlm", "hoba", "mutual", "token", "apikey"}
 )
+CHALLENGES = frozenset({"www-authenticate", "proxy-authenticate"})
+"""A server's demand for credentials names a scheme but holds no secret: never masked."""
 MASK = "***"
 
 
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in SECRET_NAME_PARTS)
+
+
+def holds_credentials(value: str) -> bool:
+    """Whether a value reads as credentials, whatever its header: an authentication scheme
+    among its words (``Basic dXNlcjp0b2tlbg==``, or ``dXNlcjp0b2tlbg== Basic``)."""
+    words = value.split(None, 3)
+    return len(words) >= 2 and any(word.lower() in CREDENTIAL_SCHEMES for word in words)
+
+
 def mask_header(name: str, value: str) -> str:
-    """The value to show for a header: secrets keep only their scheme, e.g. ``Basic ***``."""
-    if name.lower() not in SECRET_HEADERS:
+    """The value to show for a header: a secret by its name or by what it holds shows only its
+    scheme when the scheme comes first (``Basic ***``), else nothing (``***``)."""
+    if name.lower() in CHALLENGES or not (is_secret_name(name) or holds_credentials(value)):
         return value
     scheme, space, _ = value.strip().partition(" ")
-    return f"{scheme} {MASK}" if space and name.lower().endswith("authorization") else MASK
+    return f"{scheme} {MASK}" if space and scheme.lower() in CREDENTIAL_SCHEMES else MASK
+
+
+def masked_query(query: str) -> dict[str, list[str]]:
+    """A query string's parameters, a secret-named one's values masked (``x-api-key``)."""
+    parameters = parse_qs(query, keep_blank_values=True)
+    return {
+        name: [MASK] * len(values) if is_secret_name(name) else values
+        for name, values in parameters.items()
+    }
 
 
 def masked_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -68,7 +94,7 @@ def _environ_header(key: str) -> tuple[str, bool] | None:
         name = key.replace("_", "-").title()
     else:
         return None
-    return name, name.lower() in SECRET_HEADERS
+    return name, is_secret_name(name)
 
 
 def masked_request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -85,7 +111,8 @@ def masked_request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
                 known[key] = header
         if header is not None and (value or key.startswith("HTTP_")):
             name, secret = header
-            headers.append((name, mask_header(name, value) if secret else value))
+            shown = mask_header(name, value) if secret or " " in value else value
+            headers.append((name, shown))
     return headers
 
 
@@ -205,7 +232,7 @@ class Exchange:
             "time": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="milliseconds"),
             "method": self.method,
             "path": self.path,
-            "query": parse_qs(self.query, keep_blank_values=True),
+            "query": masked_query(self.query),
             "tenant": self.tenant,
             "agent": self.agent,
             "agents": self.agents(),
