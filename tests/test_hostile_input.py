@@ -267,3 +267,32 @@ def test_a_recording_scrubs_secrets_as_a_url_carries_them() -> None:
     assert quote(SECRET_TOKEN, safe="") not in scrubbed
     assert quote(CREDENTIALS, safe="") not in scrubbed
     assert scrubbed == "token=***&auth=***"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"{ADMIN_ROOT}/no-such-route"),
+        ("GET", f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}/no-such-route"),
+        ("DELETE", f"{ADMIN_ROOT}/reset"),
+        ("POST", f"{ADMIN_ROOT}/health"),
+        ("GET", f"{ADMIN_ROOT}/"),
+    ],
+)
+def test_the_admin_token_is_checked_before_the_route_map_answers(method: str, path: str) -> None:
+    """With a token set, a caller without it learns nothing of the control plane's routes:
+    an unknown path or method is the same 403 as a known one."""
+    client = create_app(admin_token="s3cret").test_client()
+    refused = client.open(path, method=method)
+    assert refused.status_code == 403
+    assert refused.json is not None and refused.json["title"] == "Forbidden"
+    answered = client.open(path, method=method, headers={"X-Admin-Token": "s3cret"})
+    assert answered.status_code in (404, 405)
+    assert answered.mimetype == "application/problem+json"
+
+
+def test_only_health_and_the_published_admin_document_are_open() -> None:
+    client = create_app(admin_token="s3cret").test_client()
+    assert client.get(f"{ADMIN_ROOT}/health").status_code == 200
+    assert client.get(f"{ADMIN_ROOT}/openapi.json").status_code == 200
+    assert client.get(f"{ADMIN_ROOT}/requests").status_code == 403

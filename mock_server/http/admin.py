@@ -21,14 +21,20 @@ admin = Blueprint("admin", __name__, url_prefix=ADMIN_ROOT)
 
 
 HEALTH_ENDPOINT = "admin.health"
+OPEN_ENDPOINTS = frozenset({HEALTH_ENDPOINT, "docs.get_admin_document"})
 """Open without the admin token: a health check (a container's, a load balancer's) holds no
-secret, and its answer tells nothing but that the emulator serves."""
+secret and tells nothing but that the emulator serves; the control plane's document is the
+published ``admin-openapi.yaml``, the same bytes for every emulator."""
 
 
-@admin.before_request
+@admin.before_app_request
 def require_admin_token() -> None:
+    """Checked for every path under ``/__admin`` before routing answers, so that without the
+    token an unknown path or method is the same 403 as a known one: the route map stays hidden."""
     expected = state_of().admin_token
-    if expected is None or request.endpoint == HEALTH_ENDPOINT:
+    if expected is None or request.endpoint in OPEN_ENDPOINTS:
+        return
+    if request.path != ADMIN_ROOT and not request.path.startswith(ADMIN_ROOT + "/"):
         return
     given = request.headers.get(ADMIN_HEADER, "")
     if not hmac.compare_digest(given.encode(), expected.encode()):
