@@ -44,9 +44,14 @@ def base_url_of(base_url: str | None, platform: str | None) -> str:
     if (base_url is None) == (platform is None):
         raise ConfigurationError("give exactly one of base_url and platform")
     url = (platform_url(platform) if platform is not None else str(base_url)).strip()
-    parts = urlsplit(url)
+    must = f"base URL must be http(s)://host/..., got {url!r}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- read for its check: a port out of range raises
+    except ValueError as problem:
+        raise ConfigurationError(f"{must}: {problem}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"base URL must be http(s)://host/..., got {url!r}")
+        raise ConfigurationError(must)
     return url.rstrip("/")
 
 

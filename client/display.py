@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from client.errors import AgentStatusError, ChangeRejectedError
@@ -79,17 +79,26 @@ def show_set(outcome: ChangeOutcome, as_json: bool) -> None:
     print(f"{outcome.agent_id} set to {label}" + (f" ({said})" if said else ""))
 
 
-def show_bulk(result: BulkResult, as_json: bool, *, to: TextIO | None = None) -> None:
+def show_bulk(
+    result: BulkResult,
+    as_json: bool,
+    *,
+    to: TextIO | None = None,
+    interrupted: Mapping[str, object] | None = None,
+) -> None:
     """Each entry's result, then the counts; ``to`` is stderr for a partial result in JSON
-    mode, so that stdout holds only the error document."""
+    mode, so that stdout holds only the error document. ``interrupted`` (how far a bulk run
+    got when it was stopped) goes into the JSON document, and makes it not ``ok``."""
     stream = to or sys.stdout
     if as_json:
-        document = {
-            "ok": result.ok,
+        document: dict[str, object] = {
+            "ok": result.ok and interrupted is None,
             "succeeded": len(result.succeeded),
             "failed": len(result.failed),
             "results": [entry.to_wire() for entry in result],
         }
+        if interrupted is not None:
+            document["interrupted"] = dict(interrupted)
         print(json.dumps(document, indent=2), file=stream)
         return
     rows = [

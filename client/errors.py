@@ -33,8 +33,16 @@ pickle never carries for any exception, the traceback and the cause, is lost.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from http.client import RemoteDisconnected
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
 
 if TYPE_CHECKING:
     from client.models import BulkResult
@@ -124,6 +132,10 @@ class TransportError(AgentStatusError):
     def _arguments(self) -> dict[str, Any]:
         return {**super()._arguments(), "sent": self.sent}
 
+    def __str__(self) -> str:
+        """A connection never made names the address it was for, not the request, once."""
+        return super().__str__() if self.sent else self.message
+
 
 class AuthenticationError(AgentStatusError):
     """401: the username or action token is wrong; a newly generated token voids the old."""
@@ -193,3 +205,98 @@ _Error = TypeVar("_Error", bound=AgentStatusError)
 def _rebuild(kind: type[_Error], message: str, arguments: dict[str, Any]) -> _Error:
     """An error built whole from its class and arguments (for pickle and ``with_partial``)."""
     return kind(message, **arguments)
+
+
+def never_connected(failure: BaseException) -> bool:
+    """True when a ``requests`` failure happened before a connection was established, so the
+    request cannot have arrived (a DNS failure, a refusal, a connect timeout)."""
+    return any(
+        isinstance(
+            cause,
+            requests.ConnectTimeout
+            | urllib3.exceptions.NewConnectionError
+            | urllib3.exceptions.ConnectTimeoutError,
+        )
+        for cause in _causes(failure)
+    )
+
+
+def describe_failure(failure: BaseException, url: str) -> str:
+    """What went wrong with a request to ``url``, in one line and the user's words:
+    ``cannot connect to http://127.0.0.1:1 (connection refused)``. Never urllib3's own text
+    (pool reprs, "Max retries exceeded", the chain of causes): it says the same thing four
+    times."""
+    causes = list(_causes(failure))
+    if never_connected(failure):
+        return f"cannot connect to {_origin(url)} ({_reason(causes)})"
+    if any(isinstance(cause, TimeoutError | requests.Timeout) for cause in causes):
+        seconds = _timeout(causes)
+        return f"no answer within {seconds} s" if seconds else "no answer in time"
+    if any(isinstance(cause, RemoteDisconnected) for cause in causes):
+        return "the connection was closed before an answer came"
+    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+        return f"TLS failure with {_origin(url)} ({_reason(causes)})"
+    if any(isinstance(cause, requests.exceptions.ChunkedEncodingError) for cause in causes):
+        return "the answer was cut off"
+    return f"{_reason(causes)} (talking to {_origin(url)})"
+
+
+def _causes(failure: BaseException) -> Iterator[BaseException]:
+    """The failure and every exception it wraps: ``args``, urllib3's ``reason``, causes."""
+    pending: list[BaseException] = [failure]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        error = pending.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        inner = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
+        pending += [cause for cause in inner if isinstance(cause, BaseException)]
+
+
+def _reason(causes: list[BaseException]) -> str:
+    """The most precise cause among them all, as a few words (urllib3 wraps an OS error in
+    classes that also count as timeouts, so the order here is by precision, not by depth)."""
+
+    def first(kind: type[BaseException] | tuple[type[BaseException], ...]) -> Any:
+        return next((cause for cause in causes if isinstance(cause, kind)), None)
+
+    if (cause := first(ssl.SSLCertVerificationError)) is not None:
+        return f"certificate not accepted: {cause.verify_message}"
+    if (cause := first(ssl.SSLError)) is not None:
+        return f"TLS: {cause.reason or cause.strerror}"
+    if (cause := first(socket.gaierror)) is not None:
+        return f"host name lookup failed: {_lower(cause.strerror)}"
+    if first(ConnectionRefusedError) is not None:
+        return "connection refused"
+    if first(ConnectionResetError) is not None:
+        return "connection reset"
+    if first((TimeoutError, urllib3.exceptions.ConnectTimeoutError)) is not None and not first(
+        urllib3.exceptions.NewConnectionError
+    ):
+        seconds = _timeout(causes)
+        return f"timed out after {seconds} s" if seconds else "timed out"
+    plain = [c for c in causes if isinstance(c, OSError) and c.strerror and c.errno is not None]
+    if plain:
+        return _lower(plain[0].strerror)
+    return type(causes[-1]).__name__
+
+
+def _timeout(causes: list[BaseException]) -> str | None:
+    """The timeout urllib3 names in its message ("(read timeout=0.2)"), as given."""
+    for cause in causes:
+        found = re.search(r"timeout=([0-9.]+)", str(cause))
+        if found:
+            return found.group(1)
+    return None
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, without any credentials it holds."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.netloc else "the service"
+
+
+def _lower(text: str | None) -> str:
+    return (text[:1].lower() + text[1:]) if text else "unknown failure"

@@ -13,7 +13,6 @@ from http import HTTPStatus
 from typing import Any
 
 import requests
-import urllib3
 
 from client.errors import (
     AgentNotFoundError,
@@ -28,6 +27,8 @@ from client.errors import (
     TenantForbiddenError,
     TransportError,
     UnexpectedResponseError,
+    describe_failure,
+    never_connected,
 )
 from client.models import Agent
 from client.retry import parse_retry_after
@@ -97,10 +98,15 @@ def error_from_response(
 def transport_error(
     failure: requests.RequestException, method: str, url: str, attempts: int
 ) -> TransportError:
-    """A TransportError that keeps the failure's text but not the failure (nor its request)."""
-    never_sent = _never_sent(failure)
-    message = f"no response from the service ({type(failure).__name__}: {failure})"
-    return TransportError(message, sent=not never_sent, method=method, url=url, attempts=attempts)
+    """A TransportError saying what failed, in one line; it keeps neither the failure nor its
+    request (which holds the Authorization header)."""
+    return TransportError(
+        describe_failure(failure, url),
+        sent=not never_connected(failure),
+        method=method,
+        url=url,
+        attempts=attempts,
+    )
 
 
 def unexpected(response: requests.Response, what: str) -> UnexpectedResponseError:
@@ -154,18 +160,6 @@ def _next_page(page: object) -> dict[str, str] | None:
     if index + 1 >= total:
         return None
     return {"pageIndex": str(index + 1), "pageSize": str(size)}
-
-
-def _never_sent(failure: requests.RequestException) -> bool:
-    """True when the connection was never established, so the request cannot have arrived."""
-    if isinstance(failure, requests.ConnectTimeout):
-        return True
-    reason = failure.args[0] if failure.args else None
-    if isinstance(reason, urllib3.exceptions.MaxRetryError):
-        reason = reason.reason
-    return isinstance(
-        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-    )
 
 
 def _phrase(status: int, response: requests.Response) -> str:
