@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from mock_server.core.entities import Agent, Tenant
+from mock_server.core.entities import Agent, FixtureTenant, Tenant
 from mock_server.core.errors import AgentNotFound, TenantNotFound
 from mock_server.core.fixtures import build_agent, build_tenants, username_taken
 from mock_server.core.store import MemoryStore, StateReader, StateStore
@@ -59,9 +59,16 @@ class StateEditor:
 
     def put_tenant(self, tenant_id: str, document: Mapping[str, Any]) -> bool:
         """Create or replace one tenant from a fixture-format tenant; True when created."""
-        built = build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
+        return self.put_built_tenant(
+            build_tenants({"tenants": [{**document, "tenant-id": tenant_id}]})[tenant_id]
+        )
+
+    def put_built_tenant(self, built: FixtureTenant) -> bool:
+        """``put_tenant`` for a tenant already built (so checked): the pytest plugin copies
+        one tenant for each test, and builds it once."""
         with self._store.writing() as state:
             username = built.tenant.username
+            tenant_id = built.tenant.tenant_id
             if any(other.tenant_id != tenant_id for other in state.tenants_by_username(username)):
                 raise username_taken("$", username)
             created = state.tenant(tenant_id) is None

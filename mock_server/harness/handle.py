@@ -23,7 +23,24 @@ StatusCodes = tuple[int | None, int | None, str | None]
 
 
 class ControlPlaneError(AssertionError):
-    """The control plane refused a call the test relied on; the message carries its detail."""
+    """The control plane refused a call the test relied on, or nothing answered it; the
+    message carries the detail in one line. ``status`` is the refusal's (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def unreachable_reason(error: requests.RequestException) -> str:
+    """Why a request got no answer, in the words of the operating system where it has some
+    ("Connection refused"), without the HTTP library's layers of wrapping around them."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        wrapped = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = seen.__cause__ or getattr(seen, "reason", None) or wrapped
+    return "timed out" if isinstance(error, requests.Timeout) else type(error).__name__
 
 
 class SentChange(NamedTuple):
@@ -70,20 +87,29 @@ class ControlPlane:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """``path`` below the control plane's root, its ids already escaped (``tenant_path``)."""
-        response = self.session.request(
-            method,
-            f"{self.base_url}{ADMIN_ROOT}{path}",
-            json=body,
-            params=params,
-            timeout=TIMEOUT_SECONDS,
-        )
+        try:
+            response = self.session.request(
+                method,
+                f"{self.base_url}{ADMIN_ROOT}{path}",
+                json=body,
+                params=params,
+                timeout=TIMEOUT_SECONDS,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ControlPlaneError(
+                f"{method} {ADMIN_ROOT}{path}: nothing answers at {self.base_url} "
+                f"({unreachable_reason(error)})"
+            ) from None
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail", response.text)
+                problem = response.json()
             except ValueError:
-                detail = response.text
+                problem = None
+            detail = problem.get("detail") if isinstance(problem, dict) else None
             raise ControlPlaneError(
-                f"{method} {ADMIN_ROOT}{path} -> {response.status_code}: {detail}"
+                f"{method} {ADMIN_ROOT}{path} -> {response.status_code}: "
+                f"{' '.join(str(detail or response.text).split())}",
+                response.status_code,
             )
         return response.json() if response.content else None
 

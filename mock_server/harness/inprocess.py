@@ -26,7 +26,7 @@ from contextlib import ContextDecorator
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 from unittest import mock
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -322,16 +322,25 @@ def _merge_environment_settings(
     return _environment_settings.merge(session, url, proxies, stream, verify, cert)
 
 
+class Route(Protocol):
+    """Where some URLs go while active: an in-process transport, and which URLs are its."""
+
+    @property
+    def adapter(self) -> BaseAdapter: ...
+
+    def handles(self, url: SplitResult) -> bool: ...
+
+
 class _Router:
-    """Which active emulator, if any, a URL goes to; patches requests while one is active."""
+    """Which active route, if any, a URL goes to; patches requests while one is active."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._active: list[InProcessEmulator] = []
+        self._active: list[Route] = []
         self._patches: list[Any] = []
         self._original = requests.Session.get_adapter
 
-    def push(self, emulator: InProcessEmulator) -> None:
+    def push(self, emulator: Route) -> None:
         with self._lock:
             if not self._active:
                 _environment_settings.original_request = requests.Session.request
@@ -347,7 +356,7 @@ class _Router:
                     patch.start()
             self._active.append(emulator)
 
-    def pop(self, emulator: InProcessEmulator) -> None:
+    def pop(self, emulator: Route) -> None:
         with self._lock:
             self._active.remove(emulator)
             if not self._active:
@@ -355,10 +364,10 @@ class _Router:
                     patch.stop()
                 self._patches = []
 
-    def _chosen(self, url: str) -> InProcessEmulator | None:
-        host = (urlsplit(url).hostname or "").lower()
+    def _chosen(self, url: str) -> Route | None:
+        parts = urlsplit(url)
         with self._lock:
-            return next((e for e in reversed(self._active) if e.handles(host)), None)
+            return next((e for e in reversed(self._active) if e.handles(parts)), None)
 
     def emulates(self, url: str) -> bool:
         return self._chosen(url) is not None
@@ -387,8 +396,38 @@ class InProcessEmulator(Emulator):
         self.hosts = hosts
         self.adapter = WSGIAdapter(app)
 
-    def handles(self, host: str) -> bool:
+    def handles(self, url: SplitResult) -> bool:
+        host = (url.hostname or "").lower()
         return any(fnmatchcase(host, pattern) for pattern in self.hosts)
+
+
+class ServedInProcess:
+    """While active, ``requests`` for one server's own origin (``base_url``'s scheme, host and
+    port, spelt as it spells them) are answered by ``app`` in-process, as ``emulate()``
+    answers the vendor's hosts; other clients still reach the server's socket."""
+
+    def __init__(self, app: Flask, base_url: str) -> None:
+        origin = urlsplit(base_url)
+        self.origin = (origin.scheme, origin.hostname, origin.port)
+        self.adapter = WSGIAdapter(app)
+
+    def handles(self, url: SplitResult) -> bool:
+        try:
+            return (url.scheme, url.hostname, url.port) == self.origin
+        except ValueError:  # a port that is no number: not this server's
+            return False
+
+    def __enter__(self) -> ServedInProcess:
+        _router.push(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _router.pop(self)
 
 
 class emulate(ContextDecorator):

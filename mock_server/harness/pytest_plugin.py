@@ -12,14 +12,19 @@ tenant under a unique id, username and token, and deleted afterwards. Faults the
 match only its tenant, and its journal is read and cleared by tenant, so nothing a test does
 can reach another test's state, even on one shared emulator (``--agentstatus-url``).
 
-Per test, the handle's control-plane calls (creating and deleting the tenant, clearing its
-journal, faults, state) reach an emulator this plugin started through the in-process
-transport, with no socket: the same app, so the same answers. The test's own requests go to
-the server's socket as any client's. A fixture file is read once while it is unchanged.
+Per test, on an emulator this plugin started, nothing goes over HTTP unless the test asks:
+the tenant is put into the state already built (a fixture file is read, checked and built
+once while it is unchanged), and taken out with its journal afterwards, directly. While the
+test runs, requests made with ``requests`` to ``base_url`` are answered by the same app
+in-process (``ServedInProcess``, as ``emulate()`` does: same answers, faults included), and
+any other client reaches the server's socket. The handle's control-plane calls go in-process
+too. On an emulator given by ``--agentstatus-url`` all of it goes over its control plane.
 
 ``@pytest.mark.agentstatus(fixture="tenants.yaml", tenant="acme", profile="guide")`` picks
 the fixture file (relative to the test file; default the demo tenant set), which of its
-tenants to copy (default the first) and the profile (default ``default``).
+tenants to copy (default the first) and the profile (default ``default``). A wrong argument,
+or an ``--agentstatus-url`` where no emulator answers, fails the tests concerned with one
+line naming it.
 """
 
 from __future__ import annotations
@@ -27,21 +32,89 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
-from requests.adapters import BaseAdapter
+import requests
 
 from mock_server.app import create_app
-from mock_server.core.fixtures import load_fixture
-from mock_server.harness.handle import Emulator
-from mock_server.harness.inprocess import WSGIAdapter
-from mock_server.http.control import ADMIN_TOKEN_ENV
+from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.entities import FixtureTenant
+from mock_server.core.errors import TenantNotFound
+from mock_server.core.fixtures import FixtureError, build_tenants, load_fixture
+from mock_server.core.profiles import get_profile
+from mock_server.harness.handle import ControlPlaneError, Emulator, unreachable_reason
+from mock_server.harness.inprocess import ServedInProcess
+from mock_server.http.control import ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.serving.threaded import RunningServer, start_in_thread
+from mock_server.testdouble.journal import JournalFilter, Recorder
+from mock_server.testdouble.middleware import journal_of
 
 MARKER = "agentstatus"
+ARGUMENTS = ("fixture", "tenant", "profile")
+DEMO_SET = "the demo tenant set"
+HEALTH_TIMEOUT_SECONDS = 5.0
+URL_OPTION = "--agentstatus-url"
+
+Result = TypeVar("Result")
+
+
+def _refuse(message: str) -> NoReturn:
+    """Fail the test with ``message`` alone: the user's mistake, so no traceback."""
+    pytest.fail(message, pytrace=False)
+
+
+@dataclass(frozen=True)
+class StartedEmulator:
+    """An emulator this plugin started: its state, its journal, its server, and the way to
+    answer requests for the server's URL in-process."""
+
+    backend: AgentStatusBackend
+    journal: Recorder
+    server: RunningServer
+    served: ServedInProcess
+
+    @classmethod
+    def start(cls, profile: str, admin_token: str | None) -> StartedEmulator:
+        backend = AgentStatusBackend(load_fixture(None), get_profile(profile))
+        app = create_app(backend=backend, profile=profile, admin_token=admin_token)
+        server = start_in_thread(app)
+        return cls(backend, journal_of(app), server, ServedInProcess(app, server.base_url))
+
+    def remove_tenant(self, tenant_id: str) -> None:
+        """The tenant and its journal gone (a tenant the test deleted itself is gone already)."""
+        self.journal.clear(JournalFilter(tenant=tenant_id))
+        with suppress(TenantNotFound):
+            self.backend.delete_tenant(tenant_id)
+
+
+class StartedTenant(Emulator):
+    """A test's tenant on an emulator this plugin started, put into its state and taken out
+    directly: through the control plane, each test would rebuild and recheck the tenant."""
+
+    def __init__(
+        self, started: StartedEmulator, document: dict[str, Any], admin_token: str | None
+    ) -> None:
+        super().__init__(
+            started.server.base_url,
+            document["tenant-id"],
+            document["username"],
+            document["token"],
+            admin_token=admin_token,
+            document=document,
+            transport=started.served.adapter,
+        )
+        self._started = started
+
+    def close(self) -> None:
+        self.faults.clear()
+        self._started.remove_tenant(self.tenant)
+        self.control.close()
 
 
 class EmulatorPool:
@@ -50,39 +123,25 @@ class EmulatorPool:
     def __init__(self, url: str | None, admin_token: str | None) -> None:
         self.url = url
         self.admin_token = admin_token
-        self._servers: dict[str, RunningServer] = {}
-        self._transports: dict[str, BaseAdapter] = {}
+        self._started: dict[str, StartedEmulator] = {}
 
-    def base_url(self, profile: str | None) -> str:
-        if self.url is not None:
-            if profile is not None:
-                raise pytest.UsageError(
-                    f"@pytest.mark.{MARKER}(profile=...) needs an emulator this plugin starts; "
-                    "--agentstatus-url points at one whose profile it cannot change."
-                )
-            return self.url
-        chosen = profile or "default"
-        if chosen not in self._servers:
-            app = create_app(profile=chosen, admin_token=self.admin_token)
-            self._servers[chosen] = start_in_thread(app)
-            self._transports[chosen] = WSGIAdapter(app)
-        return self._servers[chosen].base_url
-
-    def transport(self, profile: str | None) -> BaseAdapter | None:
-        """The in-process way into an emulator this pool started; None for one given by URL."""
-        return None if self.url is not None else self._transports.get(profile or "default")
+    def started(self, profile: str) -> StartedEmulator:
+        """The emulator of ``profile`` this pool started, started on first use."""
+        emulator = self._started.get(profile)
+        if emulator is None:
+            emulator = self._started[profile] = StartedEmulator.start(profile, self.admin_token)
+        return emulator
 
     def stop(self) -> None:
-        for server in self._servers.values():
-            server.stop()
-        self._servers.clear()
-        self._transports.clear()
+        for emulator in self._started.values():
+            emulator.server.stop()
+        self._started.clear()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(MARKER, "8x8 Agent Status emulator")
     group.addoption(
-        "--agentstatus-url",
+        URL_OPTION,
         default=None,
         help="use the emulator already running at this URL instead of starting one",
     )
@@ -94,68 +153,186 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(fixture=None, tenant=None, profile=None): the fixture file, tenant and "
         "profile for the agentstatus_emulator fixture",
     )
+    url = config.getoption(URL_OPTION)
+    if url is not None and not _is_http_url(url):
+        raise pytest.UsageError(
+            f"{URL_OPTION} {url!r}: must be an http(s) URL, such as http://127.0.0.1:8080"
+        )
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - read to see that it is a number within range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _check_emulator_at(url: str) -> None:
+    """Refuse, in one line, a URL where nothing answers or something else than an emulator.
+
+    Each refusal is raised outside the ``except`` that caught the cause, or pytest would
+    show the chain of the HTTP library's exceptions above it."""
+    health: object = None
+    try:
+        with requests.get(
+            f"{url.rstrip('/')}{ADMIN_ROOT}/health", timeout=HEALTH_TIMEOUT_SECONDS
+        ) as response:
+            found = f"GET {ADMIN_ROOT}/health -> {response.status_code}"
+            with suppress(ValueError):
+                health = response.json()
+    except (requests.ConnectionError, requests.Timeout) as error:
+        found = f"nothing answers there ({unreachable_reason(error)})"
+    except requests.RequestException as error:
+        found = f"GET {ADMIN_ROOT}/health failed ({type(error).__name__})"
+    if not (isinstance(health, dict) and "status" in health):
+        if found.startswith("GET"):
+            found = f"what answers there is not an agentstatus emulator ({found})"
+        _refuse(f"{URL_OPTION} {url}: {found}")
 
 
 @pytest.fixture(scope="session")
 def agentstatus_pool(request: pytest.FixtureRequest) -> Iterator[EmulatorPool]:
     """The emulators of this process (one per xdist worker), stopped at the end."""
-    pool = EmulatorPool(
-        request.config.getoption("--agentstatus-url"), os.environ.get(ADMIN_TOKEN_ENV)
-    )
+    url = request.config.getoption(URL_OPTION)
+    if url is not None:
+        _check_emulator_at(url)
+    pool = EmulatorPool(url, os.environ.get(ADMIN_TOKEN_ENV))
     yield pool
     pool.stop()
 
 
-_FixtureKey = tuple[str, int, int, int] | None
-_fixtures: dict[str | None, tuple[_FixtureKey, list[dict[str, Any]]]] = {}
+@dataclass(frozen=True)
+class MarkerOptions:
+    """The marker's arguments, checked; ``source`` names the fixture set in messages."""
+
+    fixture: Path | None = None
+    source: str = DEMO_SET
+    shown_fixture: str = ""
+    """``fixture=...`` as the marker wrote it, for messages."""
+    tenant: str | None = None
+    profile: str | None = None
 
 
-def _fixture_key(path: Path | None) -> _FixtureKey:
-    """What says a fixture file is unchanged; None for the built-in demo set, or when the
-    file cannot be read (then it is loaded, to fail as it would)."""
+def _marker_options(request: pytest.FixtureRequest) -> MarkerOptions:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return MarkerOptions()
+    named = f"it takes {', '.join(ARGUMENTS)}"
+    if marker.args:
+        shown = ", ".join(map(repr, marker.args))
+        wanted = ", ".join(f"{name}=" for name in ARGUMENTS)
+        _refuse(f"@pytest.mark.{MARKER}({shown}): arguments must be named: {wanted}")
+    for name in marker.kwargs:
+        if name not in ARGUMENTS:
+            _refuse(f"@pytest.mark.{MARKER}({name}=...): unknown argument; {named}")
+    fixture, tenant, profile = (marker.kwargs.get(name) for name in ARGUMENTS)
+    path, source, shown_fixture = None, DEMO_SET, ""
+    if fixture is not None:
+        shown_fixture = f"fixture={fixture!r}"
+        text = os.fspath(fixture) if isinstance(fixture, str | os.PathLike) else None
+        if not isinstance(text, str):
+            _refuse(
+                f"@pytest.mark.{MARKER}({shown_fixture}): must be a file path "
+                f"(str or os.PathLike), got {type(fixture).__name__}"
+            )
+        path, source = request.path.parent / text, text
+    if tenant is not None and not isinstance(tenant, str):
+        _refuse(
+            f"@pytest.mark.{MARKER}(tenant={tenant!r}): must be a tenant id (str), "
+            f"got {type(tenant).__name__}"
+        )
+    if profile is not None:
+        if not isinstance(profile, str):
+            _refuse(
+                f"@pytest.mark.{MARKER}(profile={profile!r}): must be a profile name (str), "
+                f"got {type(profile).__name__}"
+            )
+        unknown: ValueError | None = None
+        try:
+            get_profile(profile)
+        except ValueError as error:
+            unknown = error  # refused below, outside the except: see _check_emulator_at
+        if unknown is not None:
+            _refuse(f"@pytest.mark.{MARKER}(profile={profile!r}): {unknown}")
+    return MarkerOptions(path, source, shown_fixture, tenant, profile)
+
+
+@dataclass(frozen=True)
+class TenantTemplate:
+    """A fixture's tenant, as its document says and as built (so checked) from it."""
+
+    document: dict[str, Any]
+    built: FixtureTenant
+
+
+_FileKey = tuple[int, int, int]
+_templates: dict[Path | None, tuple[_FileKey | None, dict[str, TenantTemplate]]] = {}
+"""Each fixture set's tenants, with what said its file was unchanged (None: the demo set)."""
+
+
+def _file_key(path: Path | None) -> _FileKey | None:
     if path is None:
         return None
     try:
         status = path.stat()
     except OSError:
         return None
-    return (str(path), status.st_mtime_ns, status.st_size, status.st_ino)
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
-def _copied(value: Any) -> Any:
-    """A fresh copy of a loaded document (dicts and lists; the values in them are immutable)."""
-    if isinstance(value, dict):
-        return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copied(item) for item in value]
-    return value
+def _tenant_templates(options: MarkerOptions) -> dict[str, TenantTemplate]:
+    """The tenants of the marker's fixture set, read and built once while the file is
+    unchanged; a file that cannot be read or is not a fixture is refused naming it."""
+    path = options.fixture
+    key = _file_key(path)
+    cached = _templates.get(path)
+    if cached is not None and cached[0] == key and (path is None or key is not None):
+        return cached[1]
+    refusal: FixtureError | None = None
+    try:
+        document = load_fixture(path)
+        built = build_tenants(document)
+    except FixtureError as error:
+        refusal = error
+    if refusal is not None:
+        reason = " ".join(refusal.detail.split())
+        _refuse(f"@pytest.mark.{MARKER}({options.shown_fixture}): {reason}")
+    templates = {
+        raw["tenant-id"]: TenantTemplate(raw, built[raw["tenant-id"]])
+        for raw in document["tenants"]
+    }
+    _templates[path] = (key, templates)
+    return templates
 
 
-def _fixture_tenants(path: Path | None) -> list[dict[str, Any]]:
-    """The tenants of ``load_fixture(path)``, parsed and checked once while the file is
-    unchanged; each call returns new objects, as a new load would."""
-    key = _fixture_key(path)
-    if path is not None and key is None:
-        unread: list[dict[str, Any]] = load_fixture(path)["tenants"]  # fails as it would
-        return unread
-    name = None if path is None else str(path)
-    cached = _fixtures.get(name)
-    if cached is None or cached[0] != key:
-        cached = _fixtures[name] = (key, load_fixture(path)["tenants"])
-    tenants: list[dict[str, Any]] = _copied(cached[1])
-    return tenants
+def _template(options: MarkerOptions) -> TenantTemplate:
+    templates = _tenant_templates(options)
+    if options.tenant is None:
+        first = next(iter(templates.values()), None)
+        if first is None:
+            _refuse(f"@pytest.mark.{MARKER}({options.shown_fixture}): it has no tenant to copy")
+        return first
+    template = templates.get(options.tenant)
+    if template is None:
+        _refuse(
+            f"@pytest.mark.{MARKER}(tenant={options.tenant!r}): {options.source} has no such "
+            f"tenant; its tenants are {', '.join(templates) or 'none'}"
+        )
+    return template
 
 
-def _tenant_document(request: pytest.FixtureRequest, options: dict[str, Any]) -> dict[str, Any]:
-    path = options.get("fixture")
-    if path is not None and not Path(path).is_absolute():
-        path = request.path.parent / path
-    tenants = _fixture_tenants(None if path is None else Path(path))
-    wanted = options.get("tenant")
-    for tenant in tenants:
-        if wanted is None or tenant["tenant-id"] == wanted:
-            return tenant
-    raise pytest.UsageError(f"@pytest.mark.{MARKER}: no tenant '{wanted}' in {path}.")
+def _on_control_plane(base_url: str, step: Callable[[], Result]) -> Result:
+    """``step`` on an emulator given by URL; what its control plane refuses, in one line."""
+    try:
+        return step()
+    except ControlPlaneError as error:
+        refusal = error
+    hint = (
+        f" (set {ADMIN_TOKEN_ENV} to the emulator's admin token)" if refusal.status == 403 else ""
+    )
+    _refuse(f"agentstatus_emulator: {base_url}: {refusal}{hint}")
 
 
 @pytest.fixture
@@ -163,21 +340,27 @@ def agentstatus_emulator(
     request: pytest.FixtureRequest, agentstatus_pool: EmulatorPool
 ) -> Iterator[Emulator]:
     """A fresh tenant of a running emulator: URLs, credentials and its control plane."""
-    marker = request.node.get_closest_marker(MARKER)
-    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    unknown = set(options) - {"fixture", "tenant", "profile"}
-    if unknown:
-        raise pytest.UsageError(f"@pytest.mark.{MARKER}: unknown option {sorted(unknown)[0]}.")
-    source = _tenant_document(request, options)
+    options = _marker_options(request)
+    url = agentstatus_pool.url
+    if url is not None and options.profile is not None:
+        _refuse(
+            f"@pytest.mark.{MARKER}(profile={options.profile!r}): needs an emulator this plugin "
+            f"starts; {URL_OPTION} points at one whose profile it cannot change"
+        )
+    template = _template(options)
     unique = f"t{uuid.uuid4().hex[:16]}"
-    document = {**source, "tenant-id": unique, "username": unique}
-    document["token"] = secrets.token_urlsafe(18)
-    base_url = agentstatus_pool.base_url(options.get("profile"))
-    handle = Emulator.create_tenant(
-        base_url,
-        document,
-        agentstatus_pool.admin_token,
-        transport=agentstatus_pool.transport(options.get("profile")),
-    )
-    yield handle
+    token = secrets.token_urlsafe(18)
+    document = {**template.document, "tenant-id": unique, "username": unique, "token": token}
+    admin_token = agentstatus_pool.admin_token
+    if url is not None:
+        handle = _on_control_plane(url, lambda: Emulator.create_tenant(url, document, admin_token))
+        yield handle
+        _on_control_plane(url, handle.close)
+        return
+    started = agentstatus_pool.started(options.profile or "default")
+    tenant = replace(template.built.tenant, tenant_id=unique, username=unique, token=token)
+    started.backend.put_built_tenant(FixtureTenant(tenant, template.built.agents))
+    handle = StartedTenant(started, document, admin_token)
+    with started.served:
+        yield handle
     handle.close()

@@ -16,6 +16,9 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 READY_TIMEOUT_SECONDS = 10.0
+STOP_POLL_SECONDS = 0.01
+"""How often a server in a thread looks for ``stop()``: the default half second was the
+pytest plugin's whole session teardown."""
 
 
 def add_listen_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -118,7 +121,10 @@ def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Runni
     """Serve ``app`` on ``host:port`` (0 picks a free port); returns once it accepts connections."""
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(
-        target=server.serve_forever, name=f"emulator:{server.port}", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": STOP_POLL_SECONDS},
+        name=f"emulator:{server.port}",
+        daemon=True,
     )
     thread.start()
     running = RunningServer(server=server, thread=thread)
