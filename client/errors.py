@@ -37,7 +37,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
-from http.client import RemoteDisconnected
+from http.client import HTTPException, RemoteDisconnected
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -234,10 +234,14 @@ def describe_failure(failure: BaseException, url: str) -> str:
         return f"no answer within {seconds} s" if seconds else "no answer in time"
     if any(isinstance(cause, RemoteDisconnected) for cause in causes):
         return "the connection was closed before an answer came"
+    if any(isinstance(cause, ConnectionResetError) for cause in causes):
+        return "the connection was reset before an answer came"
     if any(isinstance(cause, ssl.SSLError) for cause in causes):
         return f"TLS failure with {_origin(url)} ({_reason(causes)})"
     if any(isinstance(cause, requests.exceptions.ChunkedEncodingError) for cause in causes):
         return "the answer was cut off"
+    if any(isinstance(cause, HTTPException) for cause in causes):
+        return f"the answer from {_origin(url)} was not HTTP"
     return f"{_reason(causes)} (talking to {_origin(url)})"
 
 
@@ -265,7 +269,7 @@ def _reason(causes: list[BaseException]) -> str:
     if (cause := first(ssl.SSLCertVerificationError)) is not None:
         return f"certificate not accepted: {cause.verify_message}"
     if (cause := first(ssl.SSLError)) is not None:
-        return f"TLS: {cause.reason or cause.strerror}"
+        return str(cause.reason or cause.strerror or "handshake failed").replace("_", " ").lower()
     if (cause := first(socket.gaierror)) is not None:
         return f"host name lookup failed: {_lower(cause.strerror)}"
     if first(ConnectionRefusedError) is not None:

@@ -5,6 +5,7 @@ clear line and an exit code, never a traceback."""
 from __future__ import annotations
 
 import _thread
+import contextlib
 import getpass
 import io
 import json
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -523,6 +525,67 @@ def test_a_dropped_connection_is_said_once(
         f"agentstatus: error: PUT {server.api_url}/tenants/{DEMO_TENANT}/agentstatus/agents/"
         f"{BOB}: the connection was closed before an answer came"
     )
+
+
+@pytest.fixture
+def garbage_url() -> Iterator[str]:
+    """A server that answers every connection with a line that is not HTTP."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"garbage\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/v1"
+    listener.close()
+
+
+def test_an_answer_that_is_not_http_is_said_once(
+    connect: Connect, garbage_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    connect(garbage_url)
+    assert run(["--retries", "0", "list"]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        f"agentstatus: error: GET {garbage_url}/tenants/{DEMO_TENANT}/agentstatus/agents: "
+        f"the answer from {origin(garbage_url)} was not HTTP"
+    )
+
+
+def test_tls_to_a_plain_http_server_is_said_once(
+    connect: Connect, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedServer([]) as server:
+        https = server.api_url.replace("http://", "https://")
+        connect(https)
+        assert run(["--retries", "0", "list"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f": TLS failure with {origin(https)} (wrong version number)" in line
+    assert not any(word in line for word in URLLIB3_WORDS)
+
+
+def test_a_bulk_chunk_that_fails_says_which_chunks_were_applied(
+    connect: Connect, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agents = [f"ag{n:03}" for n in range(150)]
+    bulk = tmp_path / "changes.json"
+    bulk.write_text(json.dumps([{"agent-id": a, "agent-status": 3} for a in agents]), "utf-8")
+    failure = Canned(500, {"status": 500, "detail": "disk full"})
+    with ScriptedServer([bulk_result(*agents[:100]), failure]) as server:
+        connect(server.api_url)
+        assert run(["--retries", "0", "bulk", str(bulk)]) == 1
+    captured = capsys.readouterr()
+    said, error = captured.err.splitlines()
+    assert said == (
+        "agentstatus: chunk 1 of 2 was applied (entries 1-100: 100 succeeded, 0 failed); "
+        "chunk 2 (entries 101-150) failed and may have been applied"
+    )
+    assert error.endswith("500 Internal Server Error: disk full")
+    assert captured.out.splitlines()[-1] == "100 changes: 100 succeeded, 0 failed"
 
 
 # -- pipes -----------------------------------------------------------------------------------
