@@ -7,15 +7,19 @@ reach the error messages and the journal; both must stay bounded and render.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import socket
+import threading
 import tracemalloc
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, basic
 from flask.testing import FlaskClient
+from support_serving import serve
 
 from mock_server.app import create_app
 from mock_server.core.errors import excerpt
@@ -173,12 +177,17 @@ BAD_FRAMING = {
 
 
 @pytest.mark.parametrize("framing", BAD_FRAMING.values(), ids=BAD_FRAMING.keys())
-def test_bad_framing_on_the_threaded_server_is_a_400_problem(framing: bytes) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [api_path(suffix=f"/{BOB}"), f"{ADMIN_ROOT}/tenants/{DEMO_TENANT}/agents/{BOB}"],
+    ids=["API", "control plane"],
+)
+def test_bad_framing_on_the_threaded_server_is_a_400_problem(framing: bytes, path: str) -> None:
     """The in-thread server (fixtures, the pytest plugin) reads bodies in the middleware,
     outside Flask's error handling: a body it cannot read was a 500 HTML page."""
     with start_in_thread(create_app()) as server:
         head = (
-            f"PUT {api_path(suffix=f'/{BOB}')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
         )
         with socket.create_connection((server.host, server.port), timeout=10) as connection:
@@ -296,3 +305,64 @@ def test_only_health_and_the_published_admin_document_are_open() -> None:
     assert client.get(f"{ADMIN_ROOT}/health").status_code == 200
     assert client.get(f"{ADMIN_ROOT}/openapi.json").status_code == 200
     assert client.get(f"{ADMIN_ROOT}/requests").status_code == 403
+
+
+@pytest.fixture(scope="module", params=["threaded", "granian"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, int]]:
+    """Both serving modes: the in-thread server (fixtures, the plugin) and ``serve``'s."""
+    if request.param == "threaded":
+        with start_in_thread(create_app()) as server:
+            yield server.host, server.port
+    else:
+        with serve(tmp_path_factory.mktemp("granian")) as process:
+            yield "127.0.0.1", process.port
+
+
+def exchange(address: tuple[str, int], head: str, body: bytes) -> tuple[int, bytes, bytes]:
+    """One raw request on its own connection, the answer read while it is sent and by its
+    Content-Length (as curl does: a server may answer before the body is all sent)."""
+    with socket.create_connection(address, timeout=30) as connection:
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                connection.sendall(head.encode() + body)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        reader = connection.makefile("rb")
+        status_line = reader.readline()
+        headers = b"".join(iter(reader.readline, b"\r\n")).lower()
+        length = int(headers.split(b"content-length:")[1].split(b"\r\n")[0])
+        answer = reader.read(length)
+    sender.join(timeout=30)
+    return int(status_line.split()[1]), headers, answer
+
+
+def chunked(payload: bytes, size: int = 65536) -> bytes:
+    pieces = [payload[at : at + size] for at in range(0, len(payload), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+BIG = b'{"username": "' + b"a" * 5_000_000 + b'"}'
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{ADMIN_ROOT}/tenants/newtenant", api_path(suffix=f"/{BOB}")],
+    ids=["control plane", "API"],
+)
+def test_a_chunked_body_over_the_limit_is_413_in_every_mode(
+    served: tuple[str, int], path: str
+) -> None:
+    """A 5 MB body sent in chunks (no Content-Length) is as too large as a declared one."""
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    status, headers, body = exchange(served, head, chunked(BIG))
+    assert status == 413, body[:300]
+    assert b"application/problem+json" in headers
+    assert json.loads(body)["status"] == 413

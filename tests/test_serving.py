@@ -7,74 +7,23 @@ worker open a new connection each (``Connection: close``), so the kernel spreads
 from __future__ import annotations
 
 import http.client
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import DEMO_TOKEN, DEMO_USERNAME, api_path, basic, read_line
+from conftest import DEMO_TOKEN, api_path
+from support_serving import AUTH, Served, serve
 
 from mock_server.app import create_app
 from mock_server.http.control import ADMIN_ROOT
 
-BIN = Path(sys.executable).parent
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 JANE = "ag0XgxWZr7TzqWFhxboBGj1g"
-AUTH = basic(DEMO_USERNAME, DEMO_TOKEN)
 AWAY = {"agent-status": 5, "status-code-list-id": 801, "status-code-item-id": 1722}
 """A change Bob (4, WAIT_TRANSACT in the fixture) may make."""
-
-
-@dataclass
-class Served:
-    base: str
-    port: int
-    process: subprocess.Popen[str]
-    log: Path
-
-    def fresh(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        """One request on a connection of its own, so any worker may answer it."""
-        headers = {"Connection": "close", **AUTH, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        return requests.request(
-            method,
-            self.base + path,
-            headers=headers,
-            timeout=30,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
-
-@contextmanager
-def serve(tmp_path: Path, *options: str) -> Iterator[Served]:
-    log = tmp_path / f"serve-{len(list(tmp_path.iterdir()))}.log"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [str(BIN / "agentstatus-mock"), "serve", "--port", "0", *options],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        assert process.stdout is not None
-        banner = read_line(process.stdout).strip()
-        assert banner.startswith("Agent Status API emulator on http://127.0.0.1:"), banner
-        root = banner.rsplit(" ", 1)[1].removesuffix("/api/v1")
-        yield Served(root, int(root.rsplit(":", 1)[1]), process, log)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,10 @@ def backend_of() -> AgentStatusBackend:
     return state_of().backend
 
 
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest body the emulator reads (a bulk of 100 entries is far below it)."""
+
+
 def read_json_body() -> object:
     """The request body as JSON; 415 when not declared JSON, 400 when it does not parse."""
     environ = request.environ

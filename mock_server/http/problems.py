@@ -18,12 +18,10 @@ from mock_server.core.errors import (
     TenantForbidden,
 )
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
-from mock_server.http.context import state_of
+from mock_server.http.context import MAX_BODY_BYTES, state_of
 from mock_server.http.rendering import forbidden_xml_response, problem_response
 from mock_server.http.request_ids import request_id_of
 from schemas.wire import AGENTS, API_BASE, API_ROOT
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def install_error_rendering(app: Flask) -> None:

@@ -24,7 +24,13 @@ from werkzeug.exceptions import HTTPException
 from mock_server.core.errors import excerpt
 from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
 from mock_server.http.admin import require_admin_token
-from mock_server.http.context import BODY_ERROR_KEY, EXTENSION, RAW_BODY_KEY, read_json_body
+from mock_server.http.context import (
+    BODY_ERROR_KEY,
+    EXTENSION,
+    MAX_BODY_BYTES,
+    RAW_BODY_KEY,
+    read_json_body,
+)
 from mock_server.http.control import ADMIN_ROOT
 from mock_server.http.rendering import forbidden_xml_response, json_response, problem_response
 from mock_server.http.request_ids import new_request_id
@@ -51,7 +57,7 @@ FAULTS_EXTENSION = "agentstatus.faults"
 JOURNAL_EXTENSION = "agentstatus.journal"
 READ_TIMEOUT_KEY = "agentstatus.read_timeout"
 """Set by the in-process adapter: a latency longer than this becomes a client-side timeout."""
-MAX_BUFFERED_BODY = 1024 * 1024 + 1
+MAX_BUFFERED_BODY = MAX_BODY_BYTES + 1
 """One byte over the API's limit, so that the app still sees (and refuses) a body over it."""
 SERVER_SOCKET_KEYS = ("werkzeug.socket",)
 DROP_CONNECTION_KEY = "agentstatus.drop_connection"
@@ -179,6 +185,8 @@ class TestDoubleMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO") or "/"
         if not path.startswith(API_ROOT):
+            # Bodies of the control plane are read the same way: bounded, bad framing a 400.
+            _buffer_body(environ)
             return self.app(environ, start_response)
         started = time.perf_counter()
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
