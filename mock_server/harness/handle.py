@@ -72,12 +72,21 @@ class ControlPlane:
         transport: BaseAdapter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.session = requests.Session()
-        if admin_token is not None:
-            self.session.headers[ADMIN_HEADER] = admin_token
-        if transport is not None:
-            self.session.mount(f"{self.base_url}{ADMIN_ROOT}/", transport)
-            self.session.trust_env = False
+        self._admin_token = admin_token
+        self._transport = transport
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        """Made on the first call: a test that never calls does not pay for a session."""
+        if self._session is None:
+            self._session = requests.Session()
+            if self._admin_token is not None:
+                self._session.headers[ADMIN_HEADER] = self._admin_token
+            if self._transport is not None:
+                self._session.mount(f"{self.base_url}{ADMIN_ROOT}/", self._transport)
+                self._session.trust_env = False
+        return self._session
 
     def call(
         self,
@@ -114,7 +123,9 @@ class ControlPlane:
         return response.json() if response.content else None
 
     def close(self) -> None:
-        self.session.close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 class Faults:

@@ -9,6 +9,10 @@ it works as a context manager or a decorator, and each activation starts from th
 Faults behave as over the network: ``drop`` raises ``requests.ConnectionError`` and a latency
 longer than the caller's read timeout raises ``requests.ReadTimeout`` after that timeout.
 
+``ServedInProcess`` does the same for one running server's own URL (the pytest plugin's, per
+test): ``requests`` for it are answered by the server's app in-process, other clients still
+reach its socket.
+
 While one is active, three methods of ``requests.Session`` are patched: ``get_adapter`` (the
 routing), and ``request`` with ``merge_environment_settings``, so that an emulated call does
 not scan the environment for proxies it would never use (``_EnvironmentSettings``).
@@ -27,7 +31,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, overload
-from unittest import mock
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import requests
@@ -337,7 +340,7 @@ class _Router:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active: list[Route] = []
-        self._patches: list[Any] = []
+        self._saved: dict[str, Any] = {}
         self._original = requests.Session.get_adapter
 
     def push(self, emulator: Route) -> None:
@@ -345,24 +348,25 @@ class _Router:
             if not self._active:
                 _environment_settings.original_request = requests.Session.request
                 _environment_settings.original_merge = requests.Session.merge_environment_settings
-                self._patches = [
-                    mock.patch.object(requests.Session, "get_adapter", _get_adapter),
-                    mock.patch.object(requests.Session, "request", _session_request),
-                    mock.patch.object(
-                        requests.Session, "merge_environment_settings", _merge_environment_settings
-                    ),
-                ]
-                for patch in self._patches:
-                    patch.start()
+                patched = {
+                    "get_adapter": _get_adapter,
+                    "request": _session_request,
+                    "merge_environment_settings": _merge_environment_settings,
+                }
+                # Set directly, not with mock.patch (a tenth of the cost, paid per test by
+                # the pytest plugin): what each name held is put back by ``pop``.
+                self._saved = {name: vars(requests.Session)[name] for name in patched}
+                for name, replacement in patched.items():
+                    setattr(requests.Session, name, replacement)
             self._active.append(emulator)
 
     def pop(self, emulator: Route) -> None:
         with self._lock:
             self._active.remove(emulator)
             if not self._active:
-                for patch in reversed(self._patches):
-                    patch.stop()
-                self._patches = []
+                for name, original in self._saved.items():
+                    setattr(requests.Session, name, original)
+                self._saved = {}
 
     def _chosen(self, url: str) -> Route | None:
         parts = urlsplit(url)

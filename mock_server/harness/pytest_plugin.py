@@ -81,7 +81,7 @@ class StartedEmulator:
 
     @classmethod
     def start(cls, profile: str, admin_token: str | None) -> StartedEmulator:
-        backend = AgentStatusBackend(load_fixture(None), get_profile(profile))
+        backend = AgentStatusBackend(_fixture_set(MarkerOptions()).document, get_profile(profile))
         app = create_app(backend=backend, profile=profile, admin_token=admin_token)
         server = start_in_thread(app)
         return cls(backend, journal_of(app), server, ServedInProcess(app, server.base_url))
@@ -267,9 +267,17 @@ class TenantTemplate:
     built: FixtureTenant
 
 
+@dataclass(frozen=True)
+class FixtureSet:
+    """A fixture document read and checked, and its tenants by id."""
+
+    document: dict[str, Any]
+    tenants: dict[str, TenantTemplate]
+
+
 _FileKey = tuple[int, int, int]
-_templates: dict[Path | None, tuple[_FileKey | None, dict[str, TenantTemplate]]] = {}
-"""Each fixture set's tenants, with what said its file was unchanged (None: the demo set)."""
+_fixture_sets: dict[Path | None, tuple[_FileKey | None, FixtureSet]] = {}
+"""Each fixture set, with what said its file was unchanged (None: the demo set)."""
 
 
 def _file_key(path: Path | None) -> _FileKey | None:
@@ -282,12 +290,13 @@ def _file_key(path: Path | None) -> _FileKey | None:
     return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
-def _tenant_templates(options: MarkerOptions) -> dict[str, TenantTemplate]:
-    """The tenants of the marker's fixture set, read and built once while the file is
-    unchanged; a file that cannot be read or is not a fixture is refused naming it."""
+def _fixture_set(options: MarkerOptions) -> FixtureSet:
+    """The marker's fixture set, read and built once while the file is unchanged (the
+    document is shared: nothing changes it); a file that cannot be read or is not a fixture
+    is refused naming it."""
     path = options.fixture
     key = _file_key(path)
-    cached = _templates.get(path)
+    cached = _fixture_sets.get(path)
     if cached is not None and cached[0] == key and (path is None or key is not None):
         return cached[1]
     refusal: FixtureError | None = None
@@ -299,16 +308,19 @@ def _tenant_templates(options: MarkerOptions) -> dict[str, TenantTemplate]:
     if refusal is not None:
         reason = " ".join(refusal.detail.split())
         _refuse(f"@pytest.mark.{MARKER}({options.shown_fixture}): {reason}")
-    templates = {
-        raw["tenant-id"]: TenantTemplate(raw, built[raw["tenant-id"]])
-        for raw in document["tenants"]
-    }
-    _templates[path] = (key, templates)
-    return templates
+    loaded = FixtureSet(
+        document,
+        {
+            raw["tenant-id"]: TenantTemplate(raw, built[raw["tenant-id"]])
+            for raw in document["tenants"]
+        },
+    )
+    _fixture_sets[path] = (key, loaded)
+    return loaded
 
 
 def _template(options: MarkerOptions) -> TenantTemplate:
-    templates = _tenant_templates(options)
+    templates = _fixture_set(options).tenants
     if options.tenant is None:
         first = next(iter(templates.values()), None)
         if first is None:

@@ -143,3 +143,66 @@ def test_isolation_under_xdist(pytester: pytest.Pytester, monkeypatch: pytest.Mo
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*[[]gw0[]]*PASSED*"])
     result.stdout.fnmatch_lines(["*[[]gw1[]]*PASSED*"])
+
+
+IN_PROCESS = """\
+import base64
+import json
+import socket
+import urllib.request
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+SEEN = []
+
+
+def test_requests_in_process_other_clients_on_the_socket(agentstatus_emulator, monkeypatch):
+    emulator = agentstatus_emulator
+    SEEN.append(emulator.agents_url)
+    basic = base64.b64encode(f"{emulator.username}:{emulator.token}".encode()).decode()
+    asked = urllib.request.Request(emulator.agents_url, headers={"Authorization": f"Basic {basic}"})
+    with urllib.request.urlopen(asked, timeout=5) as answer:
+        assert answer.status == 200 and json.load(answer)["data"]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a socket was opened")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    assert requests.get(emulator.agents_url, auth=emulator.auth, timeout=5).status_code == 200
+    emulator.faults.drop(times=1)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(emulator.agents_url, auth=emulator.auth, timeout=5)
+    outcomes = [entry["outcome"] for entry in emulator.journal.entries()]
+    assert outcomes == ["answered", "answered", "dropped"]
+
+
+def test_after_the_test_requests_go_to_the_socket_again():
+    assert isinstance(requests.Session().get_adapter(SEEN[0]), HTTPAdapter)
+
+
+def test_a_test_may_delete_its_own_tenant(agentstatus_emulator):
+    agentstatus_emulator.control.call("DELETE", f"/tenants/{agentstatus_emulator.tenant}")
+
+
+@pytest.mark.agentstatus(fixture="tenants.yaml")
+def test_a_fixture_file_changed_between_tests_is_read_again(agentstatus_emulator, request):
+    assert [agent["agent-id"] for agent in agentstatus_emulator.state()["agents"]][0] == "agOne"
+    fixture = request.path.parent / "tenants.yaml"
+    fixture.write_text(fixture.read_text().replace("agOne", "agUno"))
+
+
+@pytest.mark.agentstatus(fixture="tenants.yaml")
+def test_it_is_the_changed_file(agentstatus_emulator):
+    assert [agent["agent-id"] for agent in agentstatus_emulator.state()["agents"]][0] == "agUno"
+"""
+
+
+def test_requests_are_served_in_process_and_the_server_still_answers(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".yaml", tenants=FIXTURE_FILE)
+    pytester.makepyfile(test_in_process=IN_PROCESS)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=5)

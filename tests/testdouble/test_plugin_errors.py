@@ -203,7 +203,7 @@ UNREADABLE_YAML = "tenants: [\n  - {tenant-id: one\n"
         (
             "fixture='unreadable.yaml'",
             "@pytest.mark.agentstatus(fixture='unreadable.yaml'): */unreadable.yaml:"
-            " not valid YAML: *",
+            " not valid YAML*",
         ),
     ],
     ids=[
