@@ -356,6 +356,9 @@ class _Router:
                 # Set directly, not with mock.patch (a tenth of the cost, paid per test by
                 # the pytest plugin): what each name held is put back by ``pop``.
                 self._saved = {name: vars(requests.Session)[name] for name in patched}
+                # Other URLs go where they went before: to a mock's transport if one (such as
+                # requests-mock) patched ``get_adapter`` first.
+                self._original = self._saved["get_adapter"]
                 for name, replacement in patched.items():
                     setattr(requests.Session, name, replacement)
             self._active.append(emulator)

@@ -10,6 +10,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from mock_server.app import create_app
 from mock_server.harness.inprocess import WSGIAdapter, emulate, emulated
 
 AGENT = "agAQDqmvKiRbG4ekigNSmbbb"
@@ -135,3 +136,19 @@ def test_a_fixture_file_and_tenant_can_be_chosen(tmp_path: Path) -> None:
         assert [agent["agent-id"] for agent in listed] == ["agSolo"]
     with pytest.raises(ValueError, match="no tenant 'three'"), emulate(fixture, tenant="three"):
         pass
+
+
+def test_other_urls_keep_a_transport_patched_in_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mock that patched ``get_adapter`` first (requests-mock does) still gets every URL the
+    emulator does not take, and has it back afterwards."""
+    mocked = WSGIAdapter(create_app())
+
+    def mocking_get_adapter(session: requests.Session, url: str) -> WSGIAdapter:
+        return mocked
+
+    monkeypatch.setattr(requests.Session, "get_adapter", mocking_get_adapter)
+    session = requests.Session()
+    with emulate():
+        assert session.get_adapter("https://example.com/x") is mocked
+        assert session.get_adapter(VENDOR_AGENTS) is not mocked
+    assert session.get_adapter("https://example.com/x") is mocked
