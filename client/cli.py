@@ -397,7 +397,8 @@ def _bulk(api: AgentStatusClient, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.finish()
-        show_bulk(run.result(), args.json, interrupted=run.as_json())
+        if run.outcomes or args.json:
+            show_bulk(run.result(), args.json, interrupted=run.as_json())
         print(
             f"agentstatus: interrupted: {run.said('was being sent and may have been applied')}",
             file=sys.stderr,
