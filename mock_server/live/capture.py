@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from typing import Any
 import requests
 import yaml
 
+from client.cli import EXIT_INTERRUPTED
+from client.errors import describe_failure, never_connected
+from client.responses import error_from_response
 from mock_server.core.fixtures import FixtureError, build_tenants
 from mock_server.live.upstream import ENV, TIMEOUT_SECONDS, api_url
 from schemas.rules import LOGGED_OUT_STATUS_CODE_LIST_ID
@@ -55,20 +59,24 @@ class CaptureError(Exception):
 
 
 def _get(session: requests.Session, url: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """One page of the agent list; any failure is a CaptureError saying once what went wrong
+    (the client's own words for a connection, a timeout or a refusal)."""
     try:
         response = session.get(url, params=params, timeout=TIMEOUT_SECONDS)
     except requests.RequestException as error:
-        raise CaptureError(f"GET {url} failed: {type(error).__name__}") from None
+        shown = describe_failure(error, url)
+        raise CaptureError(shown if never_connected(error) else f"GET {url}: {shown}") from None
     if response.status_code != 200:
-        raise CaptureError(
-            f"GET {url} answered {response.status_code}: {response.text[:200].strip()}"
-        )
+        raise CaptureError(str(error_from_response(response)))
     try:
         body = response.json()
     except ValueError:
-        raise CaptureError(f"GET {url} did not answer JSON.") from None
+        raise CaptureError(f"GET {response.url}: the answer is not JSON.") from None
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise CaptureError(f"GET {url} answered no 'data' array.")
+        raise CaptureError(f"GET {response.url}: the answer has no 'data' array.")
+    for index, agent in enumerate(body["data"]):
+        if not isinstance(agent, dict):
+            raise CaptureError(f"GET {response.url}: the answer's data[{index}] is not an object.")
     return body
 
 
@@ -81,10 +89,11 @@ def read_agents(
     agents: list[dict[str, Any]] = list(body["data"])
     page = body.get("page")
     pages = integral(page.get("totalPages")) if isinstance(page, dict) else None
-    if pages is not None:
-        for index in range(1, pages):
-            more = _get(session, url, {**query, "pageIndex": str(index)})
-            agents.extend(more["data"])
+    for index in range(1, pages or 0):
+        more = _get(session, url, {**query, "pageIndex": str(index)})["data"]
+        if not more:  # fewer agents than the page count promised: the list has ended
+            break
+        agents.extend(more)
     return agents
 
 
@@ -176,11 +185,43 @@ def _read(name: str, value: Any) -> Any:
 
 
 def write_fixture(document: Mapping[str, Any], path: Path) -> None:
+    """Write the fixture whole or not at all: into a new file beside ``path``, then renamed
+    over it, so a failed write (a full disk) leaves any earlier file as it was."""
     if path.suffix == ".json":
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        return
-    text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True)
-    path.write_text(YAML_HEADER + text, encoding="utf-8")
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        text = YAML_HEADER + yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would have made it
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: the command runs one thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_problem(path: Path) -> str | None:
+    """Why ``--output`` cannot be written, checked before the live tenant is read; None when
+    it can (as far as can be told before writing)."""
+    parent = path.parent
+    if path.is_dir():
+        return f"--output {path} is a directory: name the fixture file to write."
+    if not parent.exists():
+        return f"--output {path}: the directory {parent} does not exist."
+    if not parent.is_dir():
+        return f"--output {path}: {parent} is not a directory."
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--output {path}: no permission to write in {parent}."
+    return None
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -198,16 +239,27 @@ def run_import(args: argparse.Namespace) -> int:
     if missing:
         print(f"agentstatus-mock import: missing {', '.join(missing)}", file=sys.stderr)
         return 2
+    output = Path(args.output)
+    problem = output_problem(output)
+    if problem is not None:
+        print(f"agentstatus-mock import: {problem}", file=sys.stderr)
+        return 2
     try:
         document = capture_tenant(
             api_url(args), args.tenant, args.username, token, tuple(args.group_id)
         )
+        write_fixture(document, output)
     except (CaptureError, FixtureError, UnknownPlatform) as error:
         detail = error.detail if isinstance(error, FixtureError) else str(error)
         print(f"agentstatus-mock import: {detail}", file=sys.stderr)
         return 1
-    output = Path(args.output)
-    write_fixture(document, output)
+    except OSError as error:  # only the write: a failed read is a CaptureError
+        reason = error.strerror or type(error).__name__
+        print(f"agentstatus-mock import: cannot write {output}: {reason}.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("agentstatus-mock import: interrupted; nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     tenant = document["tenants"][0]
     print(
         f"Wrote {output}: {len(tenant['agents'])} agents, {len(tenant['groups'])} groups, "
