@@ -11,7 +11,7 @@ of the issue (reported as PASS/FAIL here, never asserted by the test suite):
   ``PLUGIN_TESTS`` tests each: one whose tests activate ``responses`` (``@responses.activate``),
   register one canned answer and make one GET; one whose tests take the plugin's
   ``agentstatus_emulator`` fixture (a fresh tenant per test, deleted afterwards) and make one
-  GET of an agent. The figure is the wall time of pytest's whole test loop (every setup, call
+  GET of an agent (with ``requests``, so the plugin answers it in-process). The figure is the wall time of pytest's whole test loop (every setup, call
   and teardown, the plugin's first start of its emulator and its stop included) divided by
   the number of tests, median over ``PLUGIN_RUNS`` alternating runs of each file. Both runs
   load the same plugins (autoload off, the ``agentstatus`` plugin given with ``-p``), so

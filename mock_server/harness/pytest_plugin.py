@@ -62,6 +62,7 @@ HEALTH_TIMEOUT_SECONDS = 5.0
 URL_OPTION = "--agentstatus-url"
 
 Result = TypeVar("Result")
+POOL = pytest.StashKey["EmulatorPool"]()
 
 
 def _refuse(message: str) -> NoReturn:
@@ -118,12 +119,26 @@ class StartedTenant(Emulator):
 
 
 class EmulatorPool:
-    """The emulators of one pytest process: one per profile, or one given by URL."""
+    """The emulators of one pytest process (so of one xdist worker): one per profile, or
+    one given by URL. It lives as long as the process's pytest configuration, not as a
+    session fixture: a fixture's dependencies cost every test a lookup."""
 
     def __init__(self, url: str | None, admin_token: str | None) -> None:
         self.url = url
         self.admin_token = admin_token
         self._started: dict[str, StartedEmulator] = {}
+        self._url_problem: str | None = None
+        self._url_checked = False
+
+    def remote_url(self) -> str | None:
+        """The emulator given by URL, checked on first use (and refused, in one line, for
+        every test, when no emulator answers there); None when this pool starts its own."""
+        if self.url is not None and not self._url_checked:
+            self._url_problem = _emulator_problem(self.url)
+            self._url_checked = True
+        if self._url_problem is not None:
+            _refuse(self._url_problem)
+        return self.url
 
     def started(self, profile: str) -> StartedEmulator:
         """The emulator of ``profile`` this pool started, started on first use."""
@@ -158,6 +173,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"{URL_OPTION} {url!r}: must be an http(s) URL, such as http://127.0.0.1:8080"
         )
+    config.stash[POOL] = EmulatorPool(url, os.environ.get(ADMIN_TOKEN_ENV))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    pool = config.stash.get(POOL, None)
+    if pool is not None:
+        pool.stop()
 
 
 def _is_http_url(url: str) -> bool:
@@ -169,11 +191,12 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _check_emulator_at(url: str) -> None:
-    """Refuse, in one line, a URL where nothing answers or something else than an emulator.
+def _emulator_problem(url: str) -> str | None:
+    """What is wrong at ``url``, in one line (nothing answers, or something else than an
+    emulator), or None.
 
-    Each refusal is raised outside the ``except`` that caught the cause, or pytest would
-    show the chain of the HTTP library's exceptions above it."""
+    A refusal is raised outside the ``except`` that caught its cause, here and everywhere in
+    this plugin, or pytest would show the chain of the HTTP library's exceptions above it."""
     health: object = None
     try:
         with requests.get(
@@ -186,21 +209,11 @@ def _check_emulator_at(url: str) -> None:
         found = f"nothing answers there ({unreachable_reason(error)})"
     except requests.RequestException as error:
         found = f"GET {ADMIN_ROOT}/health failed ({type(error).__name__})"
-    if not (isinstance(health, dict) and "status" in health):
-        if found.startswith("GET"):
-            found = f"what answers there is not an agentstatus emulator ({found})"
-        _refuse(f"{URL_OPTION} {url}: {found}")
-
-
-@pytest.fixture(scope="session")
-def agentstatus_pool(request: pytest.FixtureRequest) -> Iterator[EmulatorPool]:
-    """The emulators of this process (one per xdist worker), stopped at the end."""
-    url = request.config.getoption(URL_OPTION)
-    if url is not None:
-        _check_emulator_at(url)
-    pool = EmulatorPool(url, os.environ.get(ADMIN_TOKEN_ENV))
-    yield pool
-    pool.stop()
+    if isinstance(health, dict) and "status" in health:
+        return None
+    if found.startswith("GET"):
+        found = f"what answers there is not an agentstatus emulator ({found})"
+    return f"{URL_OPTION} {url}: {found}"
 
 
 @dataclass(frozen=True)
@@ -253,7 +266,7 @@ def _marker_options(request: pytest.FixtureRequest) -> MarkerOptions:
         try:
             get_profile(profile)
         except ValueError as error:
-            unknown = error  # refused below, outside the except: see _check_emulator_at
+            unknown = error  # refused below, outside the except: see _emulator_problem
         if unknown is not None:
             _refuse(f"@pytest.mark.{MARKER}(profile={profile!r}): {unknown}")
     return MarkerOptions(path, source, shown_fixture, tenant, profile)
@@ -348,12 +361,11 @@ def _on_control_plane(base_url: str, step: Callable[[], Result]) -> Result:
 
 
 @pytest.fixture
-def agentstatus_emulator(
-    request: pytest.FixtureRequest, agentstatus_pool: EmulatorPool
-) -> Iterator[Emulator]:
+def agentstatus_emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     """A fresh tenant of a running emulator: URLs, credentials and its control plane."""
+    agentstatus_pool = request.config.stash[POOL]
     options = _marker_options(request)
-    url = agentstatus_pool.url
+    url = agentstatus_pool.remote_url()
     if url is not None and options.profile is not None:
         _refuse(
             f"@pytest.mark.{MARKER}(profile={options.profile!r}): needs an emulator this plugin "
