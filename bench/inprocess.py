@@ -11,11 +11,13 @@ of the issue (reported as PASS/FAIL here, never asserted by the test suite):
   ``PLUGIN_TESTS`` tests each: one whose tests activate ``responses`` (``@responses.activate``),
   register one canned answer and make one GET; one whose tests take the plugin's
   ``agentstatus_emulator`` fixture (a fresh tenant per test, deleted afterwards) and make one
-  GET of an agent (with ``requests``, so the plugin answers it in-process). The figure is the wall time of pytest's whole test loop (every setup, call
-  and teardown, the plugin's first start of its emulator and its stop included) divided by
-  the number of tests, median over ``PLUGIN_RUNS`` alternating runs of each file. Both runs
-  load the same plugins (autoload off, the ``agentstatus`` plugin given with ``-p``), so
-  neither carries another plugin's per-test hooks. Target: at most 1.3x.
+  GET of an agent (with ``requests``, so the plugin answers it in-process). The figure is
+  the wall time of pytest's whole test loop (every setup, call and teardown, the plugin's
+  first start of its emulator included; it stops the emulator when pytest unconfigures,
+  after the loop, which the process figure below holds) divided by the number of tests,
+  median over ``PLUGIN_RUNS`` alternating runs of each file. Both runs load the same plugins
+  (autoload off, the ``agentstatus`` plugin given with ``-p``), so neither carries another
+  plugin's per-test hooks. Target: at most 1.3x.
 
 The targets are judged on wall time. Each figure is also given in CPU time (the calling
 thread's for the GET; the pytest process's for the plugin, its server thread included), which
