@@ -16,9 +16,10 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 READY_TIMEOUT_SECONDS = 10.0
-STOP_POLL_SECONDS = 0.01
+STOP_POLL_SECONDS = 0.05
 """How often a server in a thread looks for ``stop()``: the default half second was the
-pytest plugin's whole session teardown."""
+pytest plugin's whole session teardown, and much more often takes the GIL from the tests
+running beside it."""
 
 
 def add_listen_options(parser: argparse.ArgumentParser, port: int) -> None:
