@@ -206,3 +206,16 @@ def test_requests_are_served_in_process_and_the_server_still_answers(
     pytester.makefile(".yaml", tenants=FIXTURE_FILE)
     pytester.makepyfile(test_in_process=IN_PROCESS)
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=5)
+
+
+@pytest.mark.agentstatus(tenant="globex02")
+def test_after_an_inner_session_the_fixture_is_still_this_tests(
+    pytester: pytest.Pytester, request: pytest.FixtureRequest
+) -> None:
+    """pytester runs a session inside this test: the fixture, asked for afterwards, still
+    reads this test's marker and this session's emulator."""
+    pytester.makepyfile(test_inner="def test_inner(agentstatus_emulator):\n    pass\n")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    emulator = request.getfixturevalue("agentstatus_emulator")
+    assert emulator.state()["username"] == emulator.tenant
+    assert len(emulator.state()["agents"]) == 2
