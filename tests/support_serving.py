@@ -38,12 +38,39 @@ class Served:
         )
 
 
+THREADED_CHILD = """
+import sys
+from mock_server.app import create_app
+from mock_server.serving.threaded import start_in_thread
+with start_in_thread(create_app()) as server:
+    print(f"Agent Status API emulator on http://{server.host}:{server.port}/api/v1", flush=True)
+    sys.stdin.read()
+"""
+"""The in-thread server (what fixtures and the pytest plugin use), alone in a child process so
+that its memory can be read apart from the test's."""
+
+
 @contextmanager
 def serve(tmp_path: Path, *options: str) -> Iterator[Served]:
+    """``agentstatus-mock serve`` with ``options`` (granian)."""
+    with _child(tmp_path, [str(BIN / "agentstatus-mock"), "serve", "--port", "0", *options]) as s:
+        yield s
+
+
+@contextmanager
+def serve_threaded(tmp_path: Path) -> Iterator[Served]:
+    """The in-thread server of ``mock_server.serving.threaded``, in a child process."""
+    with _child(tmp_path, [sys.executable, "-c", THREADED_CHILD]) as served:
+        yield served
+
+
+@contextmanager
+def _child(tmp_path: Path, argv: list[str]) -> Iterator[Served]:
     log = tmp_path / f"serve-{len(list(tmp_path.iterdir()))}.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [str(BIN / "agentstatus-mock"), "serve", "--port", "0", *options],
+            argv,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -58,5 +85,23 @@ def serve(tmp_path: Path, *options: str) -> Iterator[Served]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def resident_bytes(served: Served) -> int:
+    """Resident memory of the server and every worker it started (its process group)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != served.process.pid:
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total

@@ -366,3 +366,55 @@ def test_a_chunked_body_over_the_limit_is_413_in_every_mode(
     assert status == 413, body[:300]
     assert b"application/problem+json" in headers
     assert json.loads(body)["status"] == 413
+
+
+PROTOCOL_ERRORS = {
+    "150 headers": "GET / HTTP/1.1\r\nHost: x\r\n"
+    + "".join(f"X-H{n}: v\r\n" for n in range(150))
+    + "\r\n",
+    "70 KB request line": f"GET /{'a' * 70000} HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad version": "GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    "not HTTP": "HELLO\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", PROTOCOL_ERRORS.values(), ids=PROTOCOL_ERRORS.keys())
+def test_what_the_threaded_server_refuses_before_the_app_is_a_problem(raw: str) -> None:
+    """The HTTP layer's own refusals (Python's http.server) were HTML pages."""
+    with start_in_thread(create_app()) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as connection:
+            connection.sendall(raw.encode())
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert 400 <= status < 500, answer[:300]
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["status"] == status
+
+
+def test_a_chunk_extension_is_valid_http_on_the_threaded_server() -> None:
+    """RFC 9112 7.1.1 lets a chunk size carry extensions (``13;ext=1``), which a recipient
+    ignores; Werkzeug's development server refused them."""
+    body = b'{"agent-status": 5, "status-code-list-id": 801, "status-code-item-id": 1722}'
+    head = (
+        f"PUT {api_path(suffix=f'/{BOB}')} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    framed = b"%x;ext=1\r\n%s\r\n0;last\r\n\r\n" % (len(body), body)
+    with start_in_thread(create_app()) as server:
+        status, _, answer = exchange((server.host, server.port), head, framed)
+    assert status == 200, answer
+
+
+def test_two_different_content_lengths_are_a_400_in_every_mode(served: tuple[str, int]) -> None:
+    """RFC 9112 6.3: differing Content-Length values are an unrecoverable framing error. The
+    threaded server took the last one and waited for a body that was never coming."""
+    head = (
+        f"GET {api_path()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n"
+    )
+    status, headers, _ = exchange(served, head, b"")
+    assert status == 400

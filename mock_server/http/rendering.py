@@ -32,19 +32,23 @@ def problem_response(
     ``media_type`` is the profile's for the API (``Profile.error_media_type``)."""
     if request_id is None:
         request_id = new_request_id()
-    response = json_response(
+    response = Response(problem_body(status, detail, request_id), status=status)
+    response.mimetype = media_type
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def problem_body(status: int, detail: str, request_id: str) -> bytes:
+    """The RFC 7807 document itself, for a server layer that answers without the app."""
+    return orjson.dumps(
         {
             "type": "about:blank",
             "title": _phrase(status),
             "status": status,
             "detail": detail,
             "instance": f"urn:uuid:{uuid.UUID(request_id)}",
-        },
-        status=status,
+        }
     )
-    response.mimetype = media_type
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
 
 
 def empty_response(status: int = 200) -> Response:

@@ -10,10 +10,20 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from types import TracebackType
+from typing import IO, TYPE_CHECKING, cast
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler, make_server
+
+from mock_server.core.profiles import PROBLEM_MEDIA_TYPE
+from mock_server.http.rendering import problem_body
+from mock_server.http.request_ids import new_request_id
+from schemas.wire import REQUEST_ID_HEADER
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 READY_TIMEOUT_SECONDS = 10.0
 STOP_POLL_SECONDS = 0.05
@@ -118,9 +128,61 @@ class RunningServer:
         self.stop()
 
 
+class ChunkedInput(DechunkedInput):
+    """Werkzeug's chunked reader, accepting chunk extensions (``13;ext=1``), which HTTP allows
+    and a recipient ignores (RFC 9112, 7.1.1)."""
+
+    def read_chunk_len(self) -> int:
+        line = self._rfile.readline(100).decode("latin1")
+        size = line.split(";", 1)[0].strip(" \t\r\n")
+        if not size or any(digit not in "0123456789abcdefABCDEF" for digit in size):
+            raise OSError("Invalid chunk header")
+        return int(size, 16)
+
+
+class ProblemRequestHandler(WSGIRequestHandler):
+    """What Python's HTTP layer refuses before the app sees it (too many headers, a request
+    line too long, not HTTP) is answered as Problem JSON, not ``http.server``'s HTML page;
+    chunked bodies may carry extensions."""
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if len(set(self.headers.get_all("Content-Length") or ())) > 1:
+            # RFC 9112, 6.3: no length can be trusted, so neither can what follows.
+            self.send_error(HTTPStatus.BAD_REQUEST, None, "Content-Length is given twice.")
+            return False
+        return True
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        if isinstance(environ["wsgi.input"], DechunkedInput):
+            environ["wsgi.input"] = ChunkedInput(cast("IO[bytes]", self.rfile))
+        return environ
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code = HTTPStatus.BAD_REQUEST  # as granian answers it: one behaviour in every mode
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        # A request line it could not read leaves HTTP/0.9, which would send no status line.
+        self.request_version = self.protocol_version
+        request_id = new_request_id()
+        detail = (explain or message or "The request is not HTTP the emulator can read.")[:200]
+        body = problem_body(code, detail, request_id)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", PROBLEM_MEDIA_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header(REQUEST_ID_HEADER, request_id)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
 def start_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve ``app`` on ``host:port`` (0 picks a free port); returns once it accepts connections."""
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=ProblemRequestHandler)
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": STOP_POLL_SECONDS},
