@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import requests
 from requests.adapters import BaseAdapter
 
+from client.errors import describe_failure
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
 from schemas.wire import API_BASE, BULK, STATUS_CODE_FIELDS, agents_path, segment
 
@@ -29,18 +30,6 @@ class ControlPlaneError(AssertionError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def unreachable_reason(error: requests.RequestException) -> str:
-    """Why a request got no answer, in the words of the operating system where it has some
-    ("Connection refused"), without the HTTP library's layers of wrapping around them."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        wrapped = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        seen = seen.__cause__ or getattr(seen, "reason", None) or wrapped
-    return "timed out" if isinstance(error, requests.Timeout) else type(error).__name__
 
 
 class SentChange(NamedTuple):
@@ -106,8 +95,7 @@ class ControlPlane:
             )
         except (requests.ConnectionError, requests.Timeout) as error:
             raise ControlPlaneError(
-                f"{method} {ADMIN_ROOT}{path}: nothing answers at {self.base_url} "
-                f"({unreachable_reason(error)})"
+                f"{method} {ADMIN_ROOT}{path}: {describe_failure(error, self.base_url)}"
             ) from None
         if response.status_code >= 400:
             try:

@@ -42,13 +42,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from client.errors import describe_failure
 from mock_server.app import create_app
 from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.entities import FixtureTenant
 from mock_server.core.errors import TenantNotFound
 from mock_server.core.fixtures import FixtureError, build_tenants, load_fixture
 from mock_server.core.profiles import get_profile
-from mock_server.harness.handle import ControlPlaneError, Emulator, unreachable_reason
+from mock_server.harness.handle import ControlPlaneError, Emulator
 from mock_server.harness.inprocess import ServedInProcess
 from mock_server.http.control import ADMIN_ROOT, ADMIN_TOKEN_ENV
 from mock_server.serving.threaded import RunningServer, start_in_thread
@@ -221,7 +222,7 @@ def _emulator_problem(url: str) -> str | None:
             with suppress(ValueError):
                 health = response.json()
     except (requests.ConnectionError, requests.Timeout) as error:
-        found = f"nothing answers there ({unreachable_reason(error)})"
+        found = f"nothing answers there: {describe_failure(error, url)}"
     except requests.RequestException as error:
         found = f"GET {ADMIN_ROOT}/health failed ({type(error).__name__})"
     if isinstance(health, dict) and "status" in health:

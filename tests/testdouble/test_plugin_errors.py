@@ -50,7 +50,12 @@ def test_an_agentstatus_url_where_nothing_answers(pytester: pytest.Pytester) -> 
     url = f"http://127.0.0.1:{closed_port()}"
     pytester.makepyfile(test_uses=USES_THE_FIXTURE)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--agentstatus-url", url)
-    assert_one_line_errors(result, 2, f"--agentstatus-url {url}: nothing answers there*")
+    assert_one_line_errors(
+        result,
+        2,
+        f"--agentstatus-url {url}: nothing answers there: cannot connect to {url}"
+        " (connection refused)",
+    )
 
 
 class NotAnEmulator(BaseHTTPRequestHandler):
