@@ -43,14 +43,18 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	BENCH_PEERS=$(PEERS) $(BIN)/python -m bench
 
-# Long Schemathesis runs (every check, stateful links) against the emulator: FUZZ_EXAMPLES
-# examples per operation and for the state machine; the test suite runs a few. Driven by the
+# Generated hostile requests (nesting, sizes, encodings, framing, header counts) against every
+# serving mode, FUZZ_EXAMPLES each (no 5xx, no HTML, no hang, memory growth bounded; the test
+# suite runs 40). Long Schemathesis runs (every check, stateful links) against the emulator:
+# FUZZ_EXAMPLES examples per operation and for the state machine; the test suite runs a few. Driven by the
 # emulator's own document, then by the vendor's reference (schemas/official-openapi.json).
 # Then the contract kit against FUZZ_VARIANTS random variants of the vendor double (FUZZ_SEED).
 FUZZ_EXAMPLES ?= 1000
 FUZZ_VARIANTS ?= 40
 FUZZ_SEED ?= 0
 fuzz: $(STAMP)
+	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		tests/test_hostile_requests.py
 	AGENTSTATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
 		tests/contract/test_contract_schemathesis.py tests/contract/test_vendor_schemathesis.py
 	AGENTSTATUS_FUZZ_VARIANTS=$(FUZZ_VARIANTS) AGENTSTATUS_FUZZ_SEED=$(FUZZ_SEED) \
