@@ -381,12 +381,14 @@ PROTOCOL_ERRORS = {
 @pytest.mark.parametrize("raw", PROTOCOL_ERRORS.values(), ids=PROTOCOL_ERRORS.keys())
 def test_what_the_threaded_server_refuses_before_the_app_is_a_problem(raw: str) -> None:
     """The HTTP layer's own refusals (Python's http.server) were HTML pages."""
-    with start_in_thread(create_app()) as server:
-        with socket.create_connection((server.host, server.port), timeout=10) as connection:
-            connection.sendall(raw.encode())
-            answer = b""
-            while chunk := connection.recv(65536):
-                answer += chunk
+    with (
+        start_in_thread(create_app()) as server,
+        socket.create_connection((server.host, server.port), timeout=10) as connection,
+    ):
+        connection.sendall(raw.encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     status = int(head.split()[1])
     assert 400 <= status < 500, answer[:300]
@@ -416,5 +418,5 @@ def test_two_different_content_lengths_are_a_400_in_every_mode(served: tuple[str
         f"GET {api_path()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         f"Authorization: {AUTH['Authorization']}\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n"
     )
-    status, headers, _ = exchange(served, head, b"")
+    status, _, _ = exchange(served, head, b"")
     assert status == 400
