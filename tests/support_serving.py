@@ -83,7 +83,8 @@ def _child(tmp_path: Path, argv: list[str]) -> Iterator[Served]:
         root = banner.rsplit(" ", 1)[1].removesuffix("/api/v1")
         yield Served(root, int(root.rsplit(":", 1)[1]), process, log)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         for stream in (process.stdin, process.stdout):
             if stream is not None:

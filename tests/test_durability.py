@@ -1,7 +1,7 @@
 """Durability of ``--state``: every acknowledged write survives SIGKILL of the whole server.
 
 The emulator runs as users run it (``agentstatus-mock serve --workers 2 --state FILE``, so
-gunicorn and two worker processes). A few threads write to agents of their own, single sets
+granian and two worker processes). A few threads write to agents of their own, single sets
 and bulks, recording what each agent was acknowledged to hold and what was still in flight.
 Mid-load the process group is killed with SIGKILL and the server restarted on the same file:
 each agent must hold its last acknowledged state, or the one write whose answer never came.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, read_line
+from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path
+from support_serving import serve
 
-BIN = Path(sys.executable).parent
+from schemas.wire import API_BASE
+
 THREADS = 4
 AGENTS_PER_THREAD = 2
 REQUESTS_PER_THREAD = 300
@@ -56,22 +57,13 @@ class Load:
 
 @contextmanager
 def server(state_file: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """``serve --workers 2 --state FILE`` in its own process group; yields the API's base URL."""
-    command = [str(BIN / "agentstatus-mock"), "serve", "--port", "0", "--workers", "2"]
-    process = subprocess.Popen(
-        [*command, "--state", str(state_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = read_line(process.stdout).strip()
-        assert banner.startswith("Agent Status API emulator on http://127.0.0.1:"), banner
-        yield banner.rsplit(" ", 1)[1], process
-    finally:
-        kill_group(process)
+    """``serve --workers 2 --state FILE`` in its own process group; yields the API's base URL.
+    It ends with SIGKILL: no shutdown code runs anywhere."""
+    with serve(state_file.parent, "--workers", "2", "--state", str(state_file)) as served:
+        try:
+            yield served.base + API_BASE, served.process
+        finally:
+            kill_group(served.process)
 
 
 def kill_group(process: subprocess.Popen[str]) -> None:
@@ -79,8 +71,6 @@ def kill_group(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 def session() -> requests.Session:
