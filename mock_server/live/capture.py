@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -209,18 +210,36 @@ def _umask() -> int:
     return mask
 
 
-def output_problem(path: Path) -> str | None:
-    """Why ``--output`` cannot be written, checked before the live tenant is read; None when
-    it can (as far as can be told before writing)."""
+def output_problem(path: Path, option: str = "--output") -> str | None:
+    """Why the file ``option`` names cannot be written, checked before anything is read or
+    served (``import --output``, ``proxy --record``); None when it can (as far as can be told
+    before writing)."""
     parent = path.parent
     if path.is_dir():
-        return f"--output {path} is a directory: name the fixture file to write."
+        return f"{option} {path} is a directory: name a file in it."
     if not parent.exists():
-        return f"--output {path}: the directory {parent} does not exist."
+        return f"{option} {path}: the directory {parent} does not exist."
     if not parent.is_dir():
-        return f"--output {path}: {parent} is not a directory."
+        return f"{option} {path}: {parent} is not a directory."
     if not os.access(parent, os.W_OK | os.X_OK):
-        return f"--output {path}: no permission to write in {parent}."
+        return f"{option} {path}: no permission to write in {parent}."
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a live service (for ``proxy --upstream`` and ``import
+    --base-url``), never repeating credentials it holds: every message naming the URL would
+    show them, and the service gets the Authorization header instead. None when it can."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        host = None
+        parts = urlsplit("")
+    if "@" in parts.netloc:
+        return "must not carry credentials (user:password@ before the host)"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"must be an http(s) URL with a host, got {url!r}"
     return None
 
 
@@ -238,6 +257,10 @@ def run_import(args: argparse.Namespace) -> int:
         missing.append(f"the token in {ENV_TOKEN} (never an option, so it stays out of history)")
     if missing:
         print(f"agentstatus-mock import: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    problem = None if not args.base_url else url_problem(args.base_url)
+    if problem is not None:
+        print(f"agentstatus-mock import: --base-url {problem}", file=sys.stderr)
         return 2
     output = Path(args.output)
     problem = output_problem(output)

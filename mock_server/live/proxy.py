@@ -25,22 +25,33 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
+from client.errors import describe_failure
 from mock_server.http.rendering import problem_response
+from mock_server.live.capture import output_problem, url_problem
 from mock_server.live.recording import (
     RecordingWriter,
     masked,
+    os_reason,
     recorded_message,
     scrub,
     secrets_of,
 )
 from mock_server.live.upstream import ENV, NOT_FORWARDED, TIMEOUT_SECONDS, api_url
-from mock_server.serving.threaded import add_listen_options, refuses_remote
+from mock_server.serving.threaded import (
+    ProblemRequestHandler,
+    add_listen_options,
+    port_in_use,
+    refuses_remote,
+)
 from mock_server.testdouble.journal import header_value
 from schemas.wire import API_ROOT, UnknownPlatform
 
+COMMAND = "agentstatus-mock proxy"
+METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": gzip.decompress,
     "deflate": zlib.decompress,
@@ -54,13 +65,10 @@ class UpstreamError(Exception):
 def upstream_root(url: str) -> str:
     """``https://vcc-na12.8x8.com`` from the platform root or the API root (``.../api/v1``):
     the proxy forwards whole paths, ``/api/v1/...`` included."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise UpstreamError(f"the upstream URL {problem}")
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UpstreamError(f"the upstream must be an http(s) URL, got {url!r}")
-    if parts.username is not None or parts.password is not None:
-        raise UpstreamError(
-            "the upstream URL must not carry credentials: clients send their own Authorization"
-        )
     path = (parts.path.rstrip("/") + "/").split(API_ROOT, 1)[0].rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
@@ -81,20 +89,45 @@ def _decoded(raw: bytes, headers: list[tuple[str, str]]) -> bytes:
         return raw
 
 
-def _bad_gateway(upstream: str, error: requests.RequestException, secrets: list[str]) -> Response:
-    """Problem JSON naming what went wrong, scrubbed of the caller's credentials."""
-    detail = f"The upstream {upstream} could not be reached: {type(error).__name__}: {error}"
+def _bad_gateway(url: str, error: requests.RequestException, secrets: list[str]) -> Response:
+    """Problem JSON saying what went wrong in the client's words (``client.errors``), scrubbed
+    of the caller's credentials."""
+    detail = f"The upstream did not answer {request.method} {request.path}: "
+    detail += describe_failure(error, url) + "."
     return problem_response(502, scrub(detail, secrets))
 
 
-def create_proxy_app(upstream: str, record: Path) -> Flask:
-    """A recording proxy to ``upstream`` (platform or API root URL), appending to ``record``."""
-    root = upstream_root(upstream)
-    writer = RecordingWriter(record)
-    app = Flask(__name__)
+def _report(message: str) -> None:
+    print(f"{COMMAND}: {message}", file=sys.stderr, flush=True)
 
-    @app.route("/<path:_>", methods=["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"])
-    @app.route("/", methods=["GET"], defaults={"_": ""})
+
+def _http_error(error: HTTPException) -> Response:
+    """Werkzeug's refusals (a method no route takes, an unreadable request) as Problem JSON:
+    the emulator's renderer needs an emulator's state, which the proxy has not."""
+    response = problem_response(error.code or 500, error.description or "The request failed.")
+    allowed = dict(error.get_headers()).get("Allow")
+    if allowed:
+        response.headers["Allow"] = allowed
+    return response
+
+
+def _unexpected_error(error: Exception) -> Response:
+    """A bug in the proxy: logged, and still answered as Problem JSON, never HTML."""
+    current_app.logger.exception("unexpected error on %s %s", request.method, request.path)
+    return problem_response(500, f"The proxy failed unexpectedly: {type(error).__name__}.")
+
+
+def create_proxy_app(upstream: str, record: Path) -> Flask:
+    """A recording proxy to ``upstream`` (platform or API root URL), appending to ``record``;
+    a write that fails stops the recording (one line on stderr), not the relaying."""
+    root = upstream_root(upstream)
+    writer = RecordingWriter(record, _report)
+    app = Flask(__name__)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+    @app.route("/<path:_>", methods=METHODS)
+    @app.route("/", methods=METHODS, defaults={"_": ""})
     def forward(_: str) -> Response:
         if not request.path.startswith(API_ROOT):
             return _not_proxied()
@@ -114,7 +147,7 @@ def create_proxy_app(upstream: str, record: Path) -> Flask:
         try:
             status, headers, raw = _send(request.method, url, _forwarded(sent_headers), body)
         except requests.RequestException as error:
-            response = _bad_gateway(root, error, secrets)
+            response = _bad_gateway(url, error, secrets)
             exchange.update(status=None, response=None, error=response.get_json()["detail"])
         else:
             response = Response(raw, status=status, headers=headers)
@@ -160,7 +193,7 @@ def _not_proxied() -> Response:
 def run_proxy(args: argparse.Namespace) -> int:
     """The ``proxy`` command: serve until Ctrl-C."""
     if refuses_remote(
-        "agentstatus-mock proxy",
+        COMMAND,
         args.host,
         unlocked=args.allow_remote,
         reason=": the proxy relays callers to the tenant. Add --allow-remote if that is meant.",
@@ -168,17 +201,30 @@ def run_proxy(args: argparse.Namespace) -> int:
         return 2
     if not args.base_url and not args.platform:
         print(
-            f"agentstatus-mock proxy: give --upstream or --platform (or {ENV['base_url']})",
+            f"{COMMAND}: give --upstream or --platform (or {ENV['base_url']})",
             file=sys.stderr,
         )
         return 2
+    record = Path(args.record)
     try:
         upstream = upstream_root(api_url(args))
-        app = create_proxy_app(upstream, Path(args.record))
-    except (UnknownPlatform, UpstreamError, OSError) as error:
-        print(f"agentstatus-mock proxy: {error}", file=sys.stderr)
+    except (UnknownPlatform, UpstreamError) as error:
+        print(f"{COMMAND}: {error}", file=sys.stderr)
         return 2
-    server = make_server(args.host, args.port, app, threaded=True)
+    problem = output_problem(record, "--record")
+    if problem is None and port_in_use(args.host, args.port):
+        problem = f"port {args.port} is in use on {args.host}: choose another, or 0 for a free one."
+    if problem is not None:
+        print(f"{COMMAND}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        app = create_proxy_app(upstream, record)
+    except OSError as error:  # the file itself, say read-only
+        print(f"{COMMAND}: --record {record}: cannot write: {os_reason(error)}.", file=sys.stderr)
+        return 2
+    server = make_server(
+        args.host, args.port, app, threaded=True, request_handler=ProblemRequestHandler
+    )
     print(f"Recording proxy on http://{args.host}:{server.port} -> {upstream}", flush=True)
     print(f"Recording to {args.record} (credentials masked). Stop with Ctrl-C.", flush=True)
     try:

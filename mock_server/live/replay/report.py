@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mock_server.live.recording import shown_path
 from mock_server.live.replay.run import Outcome, ReplayRun
 
 
@@ -22,8 +23,9 @@ def render(replay: ReplayRun, outcomes: Sequence[Outcome], recording: str) -> st
         if not outcome.differences:
             continue
         lines.append("")
-        replayed = "" if outcome.replayed_path == outcome.path else f" (as {outcome.replayed_path})"
-        lines.append(f"#{outcome.number} {outcome.method} {outcome.path}{replayed}")
+        mapped = shown_path(outcome.replayed_path)
+        replayed = "" if outcome.replayed_path == outcome.path else f" (as {mapped})"
+        lines.append(f"#{outcome.number} {outcome.method} {shown_path(outcome.path)}{replayed}")
         lines += [f"  {difference.describe()}" for difference in outcome.differences]
     lines += ["", summary_line(replay, outcomes)]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask.testing import FlaskClient
 
@@ -16,6 +17,8 @@ from mock_server.live.replay.mapping import IdMap, first_sightings, map_agents, 
 from mock_server.live.upstream import NOT_FORWARDED
 from schemas.wire import basic_authorization
 
+PATH_SAFE = "/!$&'()*+,;=:@~"
+"""What a path segment may hold unencoded (RFC 3986, 3.3), beside letters, digits and "-._"."""
 WRONG_TOKEN = "not-the-token"
 """Sent where the upstream answered 401, to ask the emulator the same question."""
 
@@ -104,7 +107,7 @@ class ReplayRun:
                 token = WRONG_TOKEN
             headers["Authorization"] = basic_authorization(username, token)
         answer = client.open(
-            path,
+            quote(path, safe=PATH_SAFE),  # the path was recorded decoded: a "?" in it is data
             method=exchange["method"],
             query_string=exchange.get("query") or "",
             headers=headers,
