@@ -31,6 +31,7 @@ from client.responses import (
     error_from_response,
     json_object,
     read_agent,
+    set_outcome,
     transport_error,
     unexpected,
 )
@@ -159,9 +160,7 @@ class AgentStatusClient:
         response = self._send(
             "PUT", self._agent_url(agent_id), replay=replay, body=change.body(), agent_id=agent_id
         )
-        if not response.content.strip():
-            return ChangeOutcome(agent_id, response.status_code, change=change)
-        return ChangeOutcome.from_wire(json_object(response), change)
+        return set_outcome(response, change)
 
     def set_agents_statuses(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -30,7 +31,7 @@ from client.errors import (
     describe_failure,
     never_connected,
 )
-from client.models import Agent
+from client.models import Agent, ChangeOutcome, StatusChange
 from client.retry import parse_retry_after
 from schemas.wire import REQUEST_ID_HEADER, integral
 
@@ -129,6 +130,25 @@ def json_object(response: requests.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise unexpected(response, "the response is not a JSON object")
     return body
+
+
+def set_outcome(response: requests.Response, change: StatusChange) -> ChangeOutcome:
+    """The outcome of a single set answered 2xx: the change was applied, whatever the body.
+
+    The reference documents no body for that 200, the guide a JSON object; a body that is
+    neither (none, ``text/plain`` "OK", HTML) is still a success, since calling it a failure
+    would make a caller apply the change again. A ``change-status`` in the body is kept.
+    """
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return ChangeOutcome(change.agent_id, response.status_code, change=change)
+    outcome = ChangeOutcome.from_wire(body, change)
+    if outcome.change_status is None:
+        return replace(outcome, change_status=response.status_code)
+    return outcome
 
 
 def read_agent(response: requests.Response, data: object) -> Agent:
