@@ -22,6 +22,8 @@ from referencing.jsonschema import DRAFT202012
 
 DOCUMENT_URI = "urn:agentstatus-twin:openapi"
 MAX_BODY_VIOLATIONS = 10
+MAX_MESSAGE = 200
+"""Characters of a parser's or validator's message a violation quotes."""
 """A body is judged up to this many violations: a list of 50,000 agents that all break one
 rule is one finding, not 50,000 (and not minutes of validation)."""
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -259,13 +261,17 @@ def _body_violations(
     if is_json_media_type(media_type):
         try:
             instance = json.loads(body)
+        except RecursionError:
+            yield "the body nests too deep to be read as JSON"
+            return
         except ValueError as unreadable:
-            yield f"the body is not JSON: {unreadable}"
+            # The first clause only: no advice to call sys.set_int_max_str_digits.
+            yield f"the body is not JSON: {str(unreadable).split(';')[0][:MAX_MESSAGE]}"
             return
     else:
         instance = body.decode("utf-8", errors="replace")
     errors = list(itertools.islice(validator.iter_errors(instance), MAX_BODY_VIOLATIONS + 1))
     for error in sorted(errors[:MAX_BODY_VIOLATIONS], key=lambda e: e.json_path):
-        yield f"body {error.json_path}: {error.message}"
+        yield f"body {error.json_path[:MAX_MESSAGE]}: {error.message[:MAX_MESSAGE]}"
     if len(errors) > MAX_BODY_VIOLATIONS:
         yield f"body: more than {MAX_BODY_VIOLATIONS} violations, the rest not listed"

@@ -17,6 +17,8 @@ from flask import Flask, Response
 
 from mock_server import create_app
 from mock_server.cli import build_parser
+from mock_server.live.judge import vendor_validator
+from schemas.wire import API_BASE
 
 PADMA = "ag64oyEUb_Sk6bxVB9P5ye5w"
 AUTH = {"Authorization": GUIDE_AUTH_HEADER}
@@ -117,3 +119,23 @@ def test_the_cli_flag_turns_the_mode_on() -> None:
     parser = build_parser()
     assert parser.parse_args(["serve", "--validate-responses"]).validate_responses is True
     assert parser.parse_args(["serve"]).validate_responses is False
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deep"),
+        (b'{"data": [' + b"1" * 5000 + b"]}", "digits"),
+    ],
+    ids=["nested 100k deep", "a 5000-digit integer"],
+)
+def test_a_body_no_check_can_read_is_one_bounded_violation(body: bytes, said: str) -> None:
+    """The contract kit and validate-recording judge any answer: one a parser cannot take
+    whole is a violation in one short line, not a RecursionError or Python's advice."""
+    validator = vendor_validator()
+    operation = validator.route("GET", api_path().removeprefix(API_BASE))
+    problems = validator.answer_violations(
+        operation, 200, body, {"Content-Type": "application/json"}
+    )
+    assert len(problems) == 1 and said in problems[0], problems
+    assert len(problems[0]) < 300 and "set_int_max_str_digits" not in problems[0]
