@@ -33,6 +33,7 @@ from client.errors import describe_failure
 from mock_server.http.rendering import problem_response
 from mock_server.live.capture import output_problem, url_problem
 from mock_server.live.recording import (
+    MAX_LINE_BYTES,
     RecordingWriter,
     masked,
     os_reason,
@@ -123,6 +124,8 @@ def create_proxy_app(upstream: str, record: Path) -> Flask:
     root = upstream_root(upstream)
     writer = RecordingWriter(record, _report)
     app = Flask(__name__)
+    # A body no recording line could hold is no Agent Status request either: 413, unread.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_LINE_BYTES
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 

@@ -22,6 +22,7 @@ from flask import Flask, Response
 
 from mock_server.cli import main
 from mock_server.live.proxy import create_proxy_app
+from mock_server.live.recording import MAX_LINE_BYTES
 from mock_server.serving.threaded import RunningServer, start_in_thread
 
 PROBLEM = "application/problem+json"
@@ -397,3 +398,14 @@ def test_a_method_that_is_not_a_token_is_refused(
         tmp_path / "live.jsonl", json.dumps({**ANSWERED, "method": "G T\n"}).encode()
     )
     assert refusal("validate-recording", recording, capsys).endswith("an HTTP method name.")
+
+
+def test_a_request_body_the_recording_could_not_hold_is_a_413(tmp_path: Path) -> None:
+    """The proxy read any request body whole; one over a recording line's limit can neither
+    be recorded nor is any Agent Status request, so it is refused before it is read."""
+    record = tmp_path / "live.jsonl"
+    client = create_proxy_app("http://127.0.0.1:9", record).test_client()
+    answer = client.put(api_path(), data=b"x" * (MAX_LINE_BYTES + 1))
+    assert answer.status_code == 413
+    assert answer.headers["Content-Type"] == PROBLEM
+    assert not record.exists() or record.read_text() == ""
