@@ -58,7 +58,16 @@ def test_a_state_file_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert "--state" in line and str(missing) in line
+    assert f"the folder {missing.parent} does not exist" in line
     assert not missing.parent.exists()
+
+
+def test_a_state_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    """SQLite's own words were "unable to open database file"."""
+    result = run("agentstatus-mock", "serve", "--port", "0", "--state", str(tmp_path))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert f"--state {tmp_path}: is a directory; name a file in it" in line
 
 
 def test_a_state_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:

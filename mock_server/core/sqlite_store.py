@@ -103,6 +103,10 @@ class SQLiteStore:
         self._pool: list[sqlite3.Connection] = []
         self._inherited: list[object] = []
         self._thread_lock = threading.Lock()
+        if self.path.is_dir():
+            raise StateFileError(f"{self.path}: is a directory; name a file in it")
+        if not self.path.parent.is_dir():
+            raise StateFileError(f"{self.path}: the folder {self.path.parent} does not exist")
         try:
             connection = self._connect()
         except sqlite3.DatabaseError as error:
