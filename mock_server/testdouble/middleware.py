@@ -64,8 +64,9 @@ DROP_CONNECTION_KEY = "agentstatus.drop_connection"
 """Set by a server that hands the app no socket: a callable that closes this request's
 connection, so that a ``drop`` fault leaves the client without a single byte of answer."""
 DEFER_LATENCY_KEY = "agentstatus.defer_latency"
-"""Set by an asynchronous server: a fault's latency is handed to it as ``LatencyDeferred``,
-to be awaited while other requests are served, instead of sleeping in the only thread."""
+"""Set by an asynchronous server or transport: a fault's latency is handed to it as
+``LatencyDeferred``, to be awaited while other requests are served, instead of sleeping in
+the only thread."""
 
 
 class ConnectionDropped(ConnectionResetError):
@@ -127,6 +128,13 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
     if len(raw) < MAX_BUFFERED_BODY:
         environ[RAW_BODY_KEY] = raw
     return raw
+
+
+def _waited(environ: WSGIEnvironment, seconds: float) -> float:
+    """How long the caller waits for an answer ``seconds`` late: its read timeout where one
+    is given (in-process only) and shorter, so that a deferred wait is cut short too."""
+    timeout = environ.get(READ_TIMEOUT_KEY)
+    return float(timeout) if isinstance(timeout, int | float) and timeout < seconds else seconds
 
 
 def _drop_connection(environ: WSGIEnvironment, fault: Fault) -> None:
@@ -201,7 +209,7 @@ class TestDoubleMiddleware:
         )
         if fault is not None and fault.latency_ms and environ.get(DEFER_LATENCY_KEY):
             raise LatencyDeferred(
-                fault.latency_ms / 1000,
+                _waited(environ, fault.latency_ms / 1000),
                 lambda: self._respond(environ, start_response, fault, exchange, started, False),
             )
         return self._respond(environ, start_response, fault, exchange, started, True)
@@ -231,8 +239,13 @@ class TestDoubleMiddleware:
     def _answer(
         self, environ: WSGIEnvironment, fault: Fault | None, wait: bool
     ) -> tuple[str, list[tuple[str, str]], bytes]:
-        if wait and fault is not None and fault.latency_ms:
-            self._wait(environ, fault.latency_ms / 1000)
+        if fault is not None and fault.latency_ms:
+            seconds = fault.latency_ms / 1000
+            waited = _waited(environ, seconds)
+            if wait:
+                time.sleep(waited)
+            if waited < seconds:
+                raise SimulatedTimeout(f"no response within the caller's {waited}s read timeout")
         action = None if fault is None else fault.action
         if fault is not None and action is not None:
             if action["type"] == "drop":
@@ -246,14 +259,6 @@ class TestDoubleMiddleware:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(payload))))
         return status, headers, payload
-
-    @staticmethod
-    def _wait(environ: WSGIEnvironment, seconds: float) -> None:
-        timeout = environ.get(READ_TIMEOUT_KEY)
-        if isinstance(timeout, int | float) and timeout < seconds:
-            time.sleep(timeout)
-            raise SimulatedTimeout(f"no response within the caller's {timeout}s read timeout")
-        time.sleep(seconds)
 
     def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
         chunks: list[bytes] = []
