@@ -51,6 +51,10 @@ MAX_PAGES = 10_000
 USER_AGENT = "agentstatus-twin-client/0.1"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 """Sent with every request, over (never into) the headers of a caller's session."""
+DOT_SEGMENTS = (".", "..")
+UNSENDABLE = "cannot be sent in a URL path: it would name another resource"
+"""``requests`` removes ``.`` and ``..`` path segments, even escaped (it unescapes ``%2E``
+first): a set of agent ``..`` would be a PUT on ``/tenants/{tenant}/agentstatus/``."""
 
 
 class AgentStatusClient:
@@ -90,6 +94,8 @@ class AgentStatusClient:
         for name, value in (("tenant", tenant), ("username", username), ("token", token)):
             if not value:
                 raise ConfigurationError(f"{name} must not be empty")
+        if tenant in DOT_SEGMENTS:
+            raise ConfigurationError(f"tenant {tenant!r} {UNSENDABLE}")
         if bulk_method not in ("POST", "PUT"):
             raise ConfigurationError(f"bulk_method must be POST or PUT, got {bulk_method!r}")
         if bulk_chunk_size < 1:
@@ -194,6 +200,8 @@ class AgentStatusClient:
     def _agent_url(self, agent_id: str) -> str:
         if not agent_id:
             raise ValueError("agent_id must not be empty")
+        if agent_id in DOT_SEGMENTS:
+            raise ValueError(f"agent id {agent_id!r} {UNSENDABLE}")
         return self.base_url + agent_path(self.tenant, agent_id)
 
     def _bulk_chunk(self, chunk: Sequence[StatusChange]) -> list[ChangeOutcome]:

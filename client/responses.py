@@ -55,8 +55,7 @@ def error_from_response(
     if request_id is None and isinstance(instance, str) and instance.startswith("urn:uuid:"):
         request_id = instance.removeprefix("urn:uuid:")
     detail = problem.get("detail") if problem else None
-    if not isinstance(detail, str) or not detail:
-        detail = _preview(response)
+    detail = _one_line(detail) if isinstance(detail, str) and detail.strip() else _preview(response)
     hint = (hints or {}).get(status)
     message = f"{status} {_phrase(status, response)}" + (f": {detail}" if detail else "")
     if hint:
@@ -190,7 +189,12 @@ def _phrase(status: int, response: requests.Response) -> str:
 
 
 def _preview(response: requests.Response) -> str:
-    return " ".join(response.text.split())[:BODY_PREVIEW_CHARS]
+    return _one_line(response.text)[:BODY_PREVIEW_CHARS]
+
+
+def _one_line(text: str) -> str:
+    """Text for a one-line message: each run of whitespace (newlines too) as one space."""
+    return " ".join(text.split())
 
 
 def _problem(response: requests.Response) -> dict[str, Any] | None:
