@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,14 +25,14 @@ TENANT = "acme01"
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: ``body`` bytes as given, or JSON for anything else; ``fail`` is
-    raised instead of answering (a refused connection, a read timeout)."""
+    """One scripted answer: ``body`` bytes as given, or JSON for anything else; ``fail`` makes
+    the exception raised instead of answering (a refused connection, a read timeout)."""
 
     status: int = 200
     body: Any = None
     content_type: str | None = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
-    fail: type[requests.RequestException] | None = None
+    fail: Callable[[], requests.RequestException] | None = None
 
     def payload(self) -> bytes:
         if self.body is None:
@@ -56,7 +56,7 @@ class Stub(HTTPAdapter):
         reply = self.replies.pop(0) if self.replies else self.default
         assert reply is not None, f"unscripted request {request.method} {request.url}"
         if reply.fail is not None:
-            raise reply.fail(request=request)
+            raise reply.fail()
         headers = dict(reply.headers)
         if reply.content_type is not None:
             headers["Content-Type"] = reply.content_type
