@@ -1,4 +1,5 @@
-"""In-process mode: code that calls the 8x8 API with ``requests`` reaches an emulator, no socket.
+"""In-process mode: code that calls the 8x8 API with ``requests`` (or httpx) reaches an
+emulator, no socket.
 
 While ``emulate()`` is active, every ``requests.Session`` (and so ``requests.get`` & co.)
 sends requests for ``*.8x8.com`` and ``odcc2.bell.ca``, any scheme, to the emulator's WSGI
@@ -8,6 +9,8 @@ it works as a context manager or a decorator, and each activation starts from th
 
 Faults behave as over the network: ``drop`` raises ``requests.ConnectionError`` and a latency
 longer than the caller's read timeout raises ``requests.ReadTimeout`` after that timeout.
+Where httpx is installed, ``emulate()`` serves ``httpx.Client`` and ``httpx.AsyncClient`` the
+same way (``httpx_transport``), through the same environ, app call, faults and journal.
 
 ``ServedInProcess`` does the same for one running server's own URL (the pytest plugin's, per
 test): ``requests`` for it are answered by the server's app in-process, other clients still
@@ -28,9 +31,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ContextDecorator
 from fnmatch import fnmatchcase
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import requests
@@ -46,6 +51,9 @@ from mock_server.app import create_app
 from mock_server.core.fixtures import load_fixture
 from mock_server.harness.handle import Emulator
 from mock_server.testdouble.middleware import READ_TIMEOUT_KEY, ConnectionDropped, SimulatedTimeout
+
+if TYPE_CHECKING:
+    from mock_server.harness.httpx_transport import HttpxRouting
 
 EMULATED_HOSTS = ("*.8x8.com", "8x8.com", "odcc2.bell.ca")
 DEFAULT_BASE_URL = "https://vcc-na12.8x8.com"
@@ -155,33 +163,58 @@ def _builder_environ(
         builder.close()
 
 
-def _call_buffered(
-    app: Callable[..., Iterable[bytes]], environ: dict[str, Any]
-) -> tuple[bytes, str, list[tuple[str, str]]]:
-    """Run the app to the end (as werkzeug's ``run_wsgi_app(buffered=True)``): body, status
-    and headers."""
-    answered: list[tuple[str, list[tuple[str, str]]]] = []
+def wsgi_environ(
+    url: str, method: str, headers: list[tuple[str, Any]], data: bytes, read_timeout: float | None
+) -> dict[str, Any]:
+    """The environ of one in-process request, whichever client sent it; a fault's latency
+    over ``read_timeout`` becomes the client's timeout (``READ_TIMEOUT_KEY``)."""
+    parts = urlsplit(url)
+    environ = _built_environ(parts, method, headers, data)
+    if environ is None:
+        environ = _builder_environ(parts, method, headers, data)
+    if read_timeout is not None:
+        environ[READ_TIMEOUT_KEY] = read_timeout
+    return environ
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+
+class BufferedAnswer:
+    """The ``start_response`` of one app call and the answer it collects, as werkzeug's
+    ``run_wsgi_app(buffered=True)``; a call a fault's latency deferred (``LatencyDeferred``)
+    answers through the same one when resumed."""
+
+    def __init__(self) -> None:
+        self._answered: list[tuple[str, list[tuple[str, str]]]] = []
+        self._written: list[bytes] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
         if exc_info:
             try:
                 raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
-        answered.append((status, headers))
-        return written.append  # what is written so is dropped, as werkzeug's buffered run does
+        self._answered.append((status, headers))
+        return self._written.append  # what is written so is dropped, as werkzeug's run does
 
-    written: list[bytes] = []
+    def collect(self, iterable: Iterable[bytes]) -> tuple[bytes, str, list[tuple[str, str]]]:
+        """Run the app's answer to the end: body, status and headers."""
+        try:
+            content = b"".join(iterable)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                close()
+        status, headers = self._answered[-1]
+        return content, status, headers
 
-    iterable = app(environ, start_response)
-    try:
-        content = b"".join(iterable)
-    finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    status, headers = answered[-1]
-    return content, status, headers
+
+def call_buffered(
+    app: Callable[..., Iterable[bytes]], environ: dict[str, Any]
+) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """Run the app to the end: body, status and headers."""
+    answer = BufferedAnswer()
+    return answer.collect(app(environ, answer.start_response))
 
 
 class WSGIAdapter(BaseAdapter):
@@ -200,18 +233,16 @@ class WSGIAdapter(BaseAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        url = urlsplit(request.url or "")
-        method = request.method or "GET"
-        headers = list(request.headers.items())
-        data = _body_bytes(request.body)
-        environ = _built_environ(url, method, headers, data)
-        if environ is None:
-            environ = _builder_environ(url, method, headers, data)
         read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
-        if read_timeout is not None:
-            environ[READ_TIMEOUT_KEY] = read_timeout
+        environ = wsgi_environ(
+            request.url or "",
+            request.method or "GET",
+            list(request.headers.items()),
+            _body_bytes(request.body),
+            read_timeout,
+        )
         try:
-            content, status, answered = _call_buffered(self.app, environ)
+            content, status, answered = call_buffered(self.app, environ)
         except ConnectionDropped as error:
             raise requests.ConnectionError(error, request=request) from None
         except SimulatedTimeout as error:
@@ -371,13 +402,23 @@ class _Router:
                     setattr(requests.Session, name, original)
                 self._saved = {}
 
-    def _chosen(self, url: str) -> Route | None:
+    def _chosen(self, url: str, kind: type = object) -> Route | None:
+        """The innermost active route of ``kind`` taking ``url``, or None."""
         parts = urlsplit(url)
         with self._lock:
-            return next((e for e in reversed(self._active) if e.handles(parts)), None)
+            return next(
+                (e for e in reversed(self._active) if isinstance(e, kind) and e.handles(parts)),
+                None,
+            )
 
     def emulates(self, url: str) -> bool:
         return self._chosen(url) is not None
+
+    def emulator_for(self, url: str) -> InProcessEmulator | None:
+        """The innermost ``emulate()`` taking ``url``: clients other than ``requests`` (httpx)
+        are routed by ``emulate()`` only, not by ``ServedInProcess``."""
+        chosen = self._chosen(url, InProcessEmulator)
+        return chosen if isinstance(chosen, InProcessEmulator) else None
 
     def adapter_for(self, session: requests.Session, url: str) -> BaseAdapter:
         chosen = self._chosen(url)
@@ -392,6 +433,20 @@ _router = _Router()
 
 def _get_adapter(session: requests.Session, url: str) -> BaseAdapter:
     return _router.adapter_for(session, url)
+
+
+def emulator_for(url: str) -> InProcessEmulator | None:
+    return _router.emulator_for(url)
+
+
+@cache
+def _httpx_routing() -> HttpxRouting | None:
+    """httpx's routing where httpx is installed (it stays optional), imported on first use."""
+    if find_spec("httpx") is None:
+        return None
+    from mock_server.harness.httpx_transport import routing
+
+    return routing
 
 
 class InProcessEmulator(Emulator):
@@ -438,7 +493,7 @@ class ServedInProcess:
 
 
 class emulate(ContextDecorator):
-    """Route ``requests`` for the vendor's hosts into a fresh emulator while active.
+    """Route ``requests`` and httpx for the vendor's hosts into a fresh emulator while active.
 
     ``fixture`` is a document or a file (default the demo tenants); the handle speaks for
     ``tenant`` (default the fixture's first) at ``base_url``.
@@ -479,6 +534,9 @@ class emulate(ContextDecorator):
             token=chosen["token"],
         )
         _router.push(emulator)
+        httpx_routing = _httpx_routing()
+        if httpx_routing is not None:
+            httpx_routing.start()
         self._running.append(emulator)
         return emulator
 
@@ -489,6 +547,9 @@ class emulate(ContextDecorator):
         traceback: TracebackType | None,
     ) -> None:
         emulator = self._running.pop()
+        httpx_routing = _httpx_routing()
+        if httpx_routing is not None:
+            httpx_routing.stop()
         _router.pop(emulator)
         emulator.control.close()
 
