@@ -175,6 +175,8 @@ def test_every_vendor_agent_answer_is_read_exactly(body: dict[str, Any]) -> None
 
 @PROPERTY
 @given(vendor_answers("vendor-agent-list.schema.json"))
+@example({"data": [], "page": {"pageIndex": 0.0, "totalPages": 2, "pageSize": 50.0}})
+@example({"data": [], "page": {"pageIndex": 1, "totalPages": 2, "pageSize": 50}})
 def test_every_vendor_list_answer_is_read_exactly(body: dict[str, Any]) -> None:
     """A page saying more pages follow is followed once; the last page adds nothing."""
     with served(Reply(body=body), default=Reply(body={"data": []})) as (api, stub):
@@ -334,15 +336,23 @@ def call_client(api: AgentStatusClient, call: str) -> object:
     return api.set_agents_statuses([StatusChange("agA", 1)])
 
 
+DOCUMENTED_STATUSES = st.sampled_from([400, 401, 403, 404, 405, 429, 500, 503])
+
+
 @PROPERTY
 @given(
-    st.integers(400, 599),
+    DOCUMENTED_STATUSES | st.integers(400, 599),
     MEDIA_TYPES,
     ERROR_BODIES,
     CALLS,
     st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
 )
 @example(500, "application/problem+json", b'{"detail": "one\\ntwo\\r\\nthree"}', "get", None)
+@example(403, "text/html", b"<html>Forbidden</html>", "list", None)
+@example(403, "application/json", b'{"title": "Forbidden"}', "get", None)
+@example(403, None, FORBIDDEN_XML.encode(), "bulk", None)
+@example(405, "application/json", b"", "bulk", None)
+@example(404, "application/json", b"", "bulk", None)
 def test_every_error_answer_raises_its_documented_class(
     status: int, content_type: str | None, body: bytes, call: str, retry_after: str | None
 ) -> None:
