@@ -6,7 +6,7 @@ status code. Whether a change is allowed, and the words of its refusal, come fro
 table (``schemas.rules``): an allowed change must succeed and read back, a refused one must raise
 ``ChangeRejectedError`` (or be a refused bulk outcome) with the API's reason and change nothing.
 The model starts from the control plane's view of the tenant, not the client's, so a misread
-field cannot hide on both sides. ``AGENTSTATUS_FUZZ_EXAMPLES`` sets the examples (default 10).
+field cannot hide on both sides. ``AGENTSTATUS_FUZZ_EXAMPLES`` sets the examples (default 15).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_ITEM_ID,
     LOGGED_OUT_STATUS_CODE_LIST_ID,
     REPEATABLE,
+    RULES,
     SETTABLE,
     AgentStatus,
     transition_refusal,
@@ -54,7 +55,7 @@ from schemas.rules import (
 )
 from schemas.wire import STATUS_CODE_FIELDS
 
-EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("AGENTSTATUS_FUZZ_EXAMPLES", "15"))
 STEPS = min(max(EXAMPLES, 10), 50)
 CHUNK = 3
 """The client's chunk size here: a bulk of up to ``BULK_MAX`` changes is sent in several parts."""
@@ -133,23 +134,25 @@ def shape_refusal(status: int) -> str | None:
 class ClientMachine(RuleBasedStateMachine):
     """The client's four operations against the model of the demo tenant's agents."""
 
-    agent_ids = st.runner().flatmap(lambda machine: st.sampled_from(machine.candidates))
-    statuses = st.one_of(
-        st.sampled_from(JOINED), st.sampled_from(STATUSES), st.sampled_from(NO_STATUSES)
+    agent_ids = st.runner().flatmap(
+        lambda machine: st.sampled_from(machine.movable) | st.sampled_from(machine.candidates)
     )
-    changes = st.builds(
-        Drawn,
-        st.one_of(agent_ids, st.just(UNKNOWN_AGENT)),
-        statuses,
-        st.one_of(st.none(), st.integers(0, 9)),
-        st.booleans(),
+    """Agents that can be changed half of the time, so sequences get somewhere."""
+    any_agent = agent_ids | st.runner().flatmap(
+        lambda machine: st.sampled_from([UNKNOWN_AGENT, *machine.movable])
     )
+    """Now and then an agent the tenant does not have."""
+    settable = st.sampled_from(JOINED) | st.sampled_from(sorted(int(s) for s in SETTABLE))
+    statuses = settable | st.sampled_from(STATUSES) | st.sampled_from(NO_STATUSES)
+    unsendable = st.sampled_from(sorted(set(STATUSES) - SETTABLE) + NO_STATUSES)
+    """What a bulk refuses as a whole: one such entry is spliced into half of the bulks."""
+    codes = st.none() | st.integers(0, 9)
+    changes = st.builds(Drawn, any_agent, statuses, codes, st.booleans())
     bulk_changes = st.builds(
-        Drawn,
-        st.one_of(agent_ids, st.just(UNKNOWN_AGENT)),
-        st.one_of(statuses, st.none()),
-        st.one_of(st.none(), st.integers(0, 9)),
-        st.booleans(),
+        Drawn, any_agent, st.sampled_from([*JOINED, *sorted(SETTABLE), None]), codes, st.booleans()
+    )
+    spoilers = st.none() | st.tuples(
+        st.integers(0, BULK_MAX), st.builds(Drawn, any_agent, unsendable, codes, st.booleans())
     )
 
     def __init__(self, platform: Platform) -> None:
@@ -160,6 +163,7 @@ class ClientMachine(RuleBasedStateMachine):
         self.model: dict[str, Shown] = {}
         self.codebook: dict[str, list[Listed]] = {}
         self.candidates: list[str] = []
+        self.movable: list[str] = []
 
     def teardown(self) -> None:
         self.api.close()
@@ -185,6 +189,7 @@ class ClientMachine(RuleBasedStateMachine):
         # An agent whose group has no status code cannot be set where a code is required.
         self.candidates = sorted(agent_id for agent_id, codes in self.codebook.items() if codes)
         self.candidates.remove(UNKNOWN_AGENT)
+        self.movable = [a for a in self.candidates if self.model[a].status in RULES.changeable]
 
     # -- what a change sends and what the model expects of it ------------------------------
 
@@ -239,8 +244,11 @@ class ClientMachine(RuleBasedStateMachine):
         assert (outcome.agent_id, outcome.change) == (drawn.agent_id, change)
         self.model[drawn.agent_id] = self.after(change, status)
 
-    @rule(drawn=st.lists(bulk_changes, min_size=1, max_size=BULK_MAX))
-    def set_many(self, drawn: list[Drawn]) -> None:
+    @rule(drawn=st.lists(bulk_changes, min_size=1, max_size=BULK_MAX), spoiler=spoilers)
+    def set_many(self, drawn: list[Drawn], spoiler: tuple[int, Drawn] | None) -> None:
+        if spoiler is not None:
+            drawn = [*drawn]
+            drawn.insert(spoiler[0] % (len(drawn) + 1), spoiler[1])
         codes_required = self.profile.bulk_requires_status_codes
         changes = [self.change_of(d, codes_required=codes_required) for d in drawn]
         planned = dict(self.model)
@@ -341,6 +349,7 @@ def test_the_client_follows_the_rule_table(platform: Platform) -> None:
             max_examples=EXAMPLES,
             stateful_step_count=STEPS,
             deadline=None,
+            report_multiple_bugs=False,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
