@@ -10,21 +10,28 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 
 from mock_server.core.backend import AgentStatusBackend
-from mock_server.core.errors import ResponseContractViolation
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.profiles import Profile, get_profile
 from mock_server.core.store import StateStore
 from mock_server.http.admin import admin
-from mock_server.http.api import api_blueprint
+from mock_server.http.api import AgentStatusApi, ApiRouter
 from mock_server.http.context import EXTENSION, EmulatorState
 from mock_server.http.documents import docs
 from mock_server.http.problems import install_error_rendering, render_error
 from mock_server.http.request_ids import RequestIdMiddleware, request_id_of
 from mock_server.http.validation import EXTENSION as CONTRACT_EXTENSION
-from mock_server.http.validation import ResponseContract, response_violations
+from mock_server.http.validation import ResponseContract, contract_failure, response_violations
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 from mock_server.testdouble.middleware import install as install_test_double
 from schemas.wire import REQUEST_ID_HEADER
+
+API_EXTENSION = "agentstatus.api"
+
+
+def api_of(app: Flask) -> AgentStatusApi:
+    """The app's API (every path under ``/api/``), which Flask does not route."""
+    api: AgentStatusApi = app.extensions[API_EXTENSION]
+    return api
 
 
 class EmulatorFlask(Flask):
@@ -63,14 +70,16 @@ def create_app(
     # path: a 404 Problem, not Werkzeug's 308 redirect with an HTML body.
     app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
-    app.register_blueprint(api_blueprint(backend))
     app.register_blueprint(admin)
     app.register_blueprint(docs)
-    if validate_responses:
-        app.extensions[CONTRACT_EXTENSION] = ResponseContract.for_profile(backend.profile)
+    contract = ResponseContract.for_profile(backend.profile) if validate_responses else None
+    if contract is not None:
+        app.extensions[CONTRACT_EXTENSION] = contract
         app.after_request(_enforce_contract)
     install_error_rendering(app)
-    app.wsgi_app = RequestIdMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    api = AgentStatusApi(backend, contract=contract, logger=app.logger)
+    app.extensions[API_EXTENSION] = api
+    app.wsgi_app = RequestIdMiddleware(ApiRouter(api, app.wsgi_app))  # type: ignore[method-assign]
     install_test_double(
         app, journal_size, backend.profile.error_media_type, shared=shared_test_double
     )
@@ -83,9 +92,8 @@ def _enforce_contract(response: Response) -> Response:
     The id the middleware would add on the way out is added now, so that it is judged too.
     """
     response.headers.setdefault(REQUEST_ID_HEADER, request_id_of(request.environ))
-    violations = response_violations(response)
-    if not violations:
+    failure = contract_failure(response_violations(response))
+    if failure is None:
         return response
-    detail = "The emulator's response broke its contract: " + "; ".join(violations)
-    current_app.logger.error("%s %s: %s", request.method, request.path, detail)
-    return render_error(ResponseContractViolation(detail))
+    current_app.logger.error("%s %s: %s", request.method, request.path, failure.detail)
+    return render_error(failure)

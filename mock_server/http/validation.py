@@ -8,11 +8,13 @@ suite runs every app this way, so any test that provokes such a response fails.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
 from flask import Response, current_app, request
 
+from mock_server.core.errors import ResponseContractViolation
 from mock_server.core.profiles import Profile
 from mock_server.http.documents import admin_document
 from mock_server.http.profile_document import profile_document
@@ -53,19 +55,33 @@ class ResponseContract:
             admin=ContractValidator(admin_document()),
         )
 
-    def violations(self, method: str, path: str, rule: str | None, response: Response) -> list[str]:
-        """How a response to ``method path`` (routed by ``rule``, if any) breaks the contract."""
+    def violations(
+        self,
+        method: str,
+        path: str,
+        template: str | None,
+        answer: tuple[int, bytes, Mapping[str, str]],
+    ) -> list[str]:
+        """How an answer (status, body, headers) to ``method path`` breaks the contract;
+        ``template`` is the OpenAPI path of the route that answered (None: no route did)."""
         in_api = path.startswith(API_ROOT)
         validator = self.api if in_api else self.admin
-        template = None if rule is None else openapi_path(rule)
         if template is not None and in_api:
             template = template.removeprefix(API_BASE)
         operation = None if template is None else validator.operation(method, template)
         if template is not None and operation is None:
             return [f"{method} {template} is routed but not in the document"]
-        return validator.answer_violations(
-            operation, response.status_code, response.get_data(), dict(response.headers)
-        )
+        status, body, headers = answer
+        return validator.answer_violations(operation, status, body, dict(headers))
+
+
+def contract_failure(violations: list[str]) -> ResponseContractViolation | None:
+    """The 500 a response that broke the contract becomes, naming every violation."""
+    if not violations:
+        return None
+    return ResponseContractViolation(
+        "The emulator's response broke its contract: " + "; ".join(violations)
+    )
 
 
 def response_violations(response: Response) -> list[str]:
@@ -73,5 +89,6 @@ def response_violations(response: Response) -> list[str]:
     if request.method == "OPTIONS":
         return []
     contract: ResponseContract = current_app.extensions[EXTENSION]
-    rule = None if request.url_rule is None else request.url_rule.rule
-    return contract.violations(request.method, request.path, rule, response)
+    template = None if request.url_rule is None else openapi_path(request.url_rule.rule)
+    answer = (response.status_code, response.get_data(), dict(response.headers))
+    return contract.violations(request.method, request.path, template, answer)

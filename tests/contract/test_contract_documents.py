@@ -11,6 +11,7 @@ from openapi_spec_validator import validate
 from support_contract import official_document, operations, parameters
 
 from mock_server import create_app
+from mock_server.app import api_of
 from mock_server.core.profiles import PROFILES
 from mock_server.http.validation import openapi_path
 from schemas import load_schema
@@ -131,12 +132,19 @@ def test_links_chain_get_to_set_to_get() -> None:
 
 
 def registered_routes(app: Flask) -> set[tuple[str, str]]:
-    return {
+    """Flask's routes (the emulator's own paths) and the API's (``api_of``)."""
+    own = {
         (method, openapi_path(rule.rule))
         for rule in app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in (rule.methods or set()) - AUTOMATIC_METHODS
     }
+    api = {
+        (method, API_BASE + route.template)
+        for route in api_of(app).routes
+        for method in route.methods
+    }
+    return own | api
 
 
 def documented_routes(app: Flask) -> set[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """``--validate-responses``: a response that breaks the documents becomes a loud, logged 500.
 
-A response is broken on purpose by an ``after_request`` hook added after ``create_app`` (Flask
-runs it before the contract check), so the emulator itself stays untouched.
+A response is broken on purpose by an ``after_answer`` hook of the API added after
+``create_app`` (the API runs its hooks before the contract check, as Flask runs
+``after_request``), so the emulator itself stays untouched.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Callable
 import orjson
 import pytest
 from conftest import DISABLED_TENANT, GUIDE_AUTH_HEADER, api_path, basic
-from flask import Flask, Response
+from flask import Flask
 
 from mock_server import create_app
+from mock_server.app import api_of
 from mock_server.cli import build_parser
+from mock_server.http.api import Answer
 from mock_server.live.judge import vendor_validator
 from schemas.wire import API_BASE
 
@@ -24,20 +27,26 @@ PADMA = "ag64oyEUb_Sk6bxVB9P5ye5w"
 AUTH = {"Authorization": GUIDE_AUTH_HEADER}
 
 
-def breaking(change: Callable[[Response], None], validate: bool = True) -> Flask:
+def breaking(change: Callable[[Answer], None], validate: bool = True) -> Flask:
     app = create_app(validate_responses=validate)
 
-    @app.after_request
-    def corrupt(response: Response) -> Response:
-        change(response)
-        return response
+    def corrupt(answer: Answer) -> Answer:
+        change(answer)
+        return answer
 
+    api_of(app).after_answer.append(corrupt)
     return app
 
 
-def status_twelve(response: Response) -> None:
-    if response.status_code == 200 and response.is_json:
-        response.set_data(orjson.dumps({**response.get_json(), "agent-status": 12}))
+def replace_header(answer: Answer, name: str, value: str | None) -> None:
+    answer.headers[:] = [(k, v) for k, v in answer.headers if k != name]
+    if value is not None:
+        answer.headers.append((name, value))
+
+
+def status_twelve(answer: Answer) -> None:
+    if answer.status == 200 and ("Content-Type", "application/json") in answer.headers:
+        answer.body = orjson.dumps({**orjson.loads(answer.body), "agent-status": 12})
 
 
 def test_a_body_that_breaks_its_schema_becomes_a_500_naming_the_error(
@@ -64,8 +73,8 @@ def test_without_the_mode_the_broken_body_goes_out() -> None:
 
 
 def test_an_undeclared_status_becomes_a_500() -> None:
-    def teapot(response: Response) -> None:
-        response.status_code = 418
+    def teapot(answer: Answer) -> None:
+        answer.status = 418
 
     response = breaking(teapot).test_client().get(api_path(), headers=AUTH)
     assert response.status_code == 500
@@ -73,8 +82,8 @@ def test_an_undeclared_status_becomes_a_500() -> None:
 
 
 def test_an_undeclared_content_type_becomes_a_500() -> None:
-    def as_text(response: Response) -> None:
-        response.mimetype = "text/plain"
+    def as_text(answer: Answer) -> None:
+        replace_header(answer, "Content-Type", "text/plain")
 
     response = breaking(as_text).test_client().get(api_path(), headers=AUTH)
     assert response.status_code == 500
@@ -85,8 +94,8 @@ def test_an_undeclared_content_type_becomes_a_500() -> None:
 
 
 def test_a_missing_required_header_becomes_a_500() -> None:
-    def no_challenge(response: Response) -> None:
-        response.headers.pop("WWW-Authenticate", None)
+    def no_challenge(answer: Answer) -> None:
+        replace_header(answer, "WWW-Authenticate", None)
 
     response = breaking(no_challenge).test_client().get(api_path())
     assert response.status_code == 500
