@@ -89,6 +89,29 @@ def test_wrong_methods_are_problem_405(api: Api, method: str, suffix: str, allow
     assert set(allowed.split(", ")) <= set(reply.headers["Allow"].split(", "))
 
 
+@pytest.mark.parametrize(
+    ("suffix", "allowed"),
+    [
+        ("", "GET, HEAD, OPTIONS"),
+        ("/agX", "GET, HEAD, OPTIONS, PUT"),
+        ("/bulk", "OPTIONS, POST, PUT"),
+    ],
+)
+def test_options_lists_the_methods_and_sends_no_html(api: Api, suffix: str, allowed: str) -> None:
+    """After authentication, like every API request; an empty answer has no media type."""
+    assert api.request("OPTIONS", api_path(suffix=suffix), credentials={}).status == 401
+    reply = api.request("OPTIONS", api_path(suffix=suffix))
+    assert (reply.status, reply.headers["Allow"], reply.text) == (200, allowed, "")
+    assert "Content-Type" not in reply.headers
+
+
+def test_head_answers_the_get_headers_without_a_body(api: Api) -> None:
+    got, head = api.get(api_path(suffix=f"/{BOB}")), api.request("HEAD", api_path(suffix=f"/{BOB}"))
+    assert (head.status, head.text) == (200, "")
+    assert head.headers["Content-Length"] == str(len(got.text.encode()))
+    assert head.headers["Content-Type"] == got.headers["Content-Type"] == "application/json"
+
+
 def test_oversized_bodies_are_problem_413(api: Api) -> None:
     reply = api.put(
         api_path(suffix="/agX"),
