@@ -180,7 +180,7 @@ class RSGIBridge:
             "REMOTE_ADDR": client_host,
             "REMOTE_PORT": str(client_port),
             "wsgi.url_scheme": scope.scheme,
-            "wsgi.input": io.BytesIO(await _bounded_body(protocol)),
+            "wsgi.input": io.BytesIO(await _bounded_body(scope, protocol)),
             DROP_CONNECTION_KEY: partial(shutdown_connection, scope.client, scope.server),
         }
         keys = self._header_keys
@@ -213,9 +213,26 @@ class RSGIBridge:
             self.access_log.flush()
 
 
-async def _bounded_body(protocol: HTTPProtocol) -> bytes:
+async def _bounded_body(scope: Scope, protocol: HTTPProtocol) -> bytes:
     """The body, or its first ``MAX_BUFFERED_BODY`` bytes: one byte over the API's limit is
-    enough for the app to refuse it (413), and memory stays bounded whatever is sent."""
+    enough for the app to refuse it (413), and memory stays bounded whatever is sent.
+
+    Each read is a wait on granian's thread, the dearest step of a request: a request that
+    declares no body (most are GETs) is not read at all, and a body of a declared length
+    within the limit is read in one wait."""
+    headers = scope.headers
+    length = headers.get("content-length")
+    if length is None and "transfer-encoding" not in headers:
+        return b""
+    if length is not None and length.isascii() and length.isdigit():
+        if int(length) == 0:
+            return b""
+        if int(length) <= MAX_BUFFERED_BODY:
+            try:
+                body: bytes = await protocol()
+            except RuntimeError:  # the client left before its whole body came: nothing to read
+                return b""
+            return body[:MAX_BUFFERED_BODY]
     chunks: list[bytes] = []
     size = 0
     async for chunk in protocol:
