@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from client.api import DEFAULT_TIMEOUT, AgentStatusClient
+from client.api import DEFAULT_TIMEOUT, DOT_SEGMENTS, UNSENDABLE, AgentStatusClient
 from client.bulk_file import FIELDS, BulkFileError, read_changes
 from client.display import ProgressBar, show_agents, show_bulk, show_error, show_set
 from client.errors import AgentStatusError, ConfigurationError, ServerError, TransportError
@@ -180,10 +180,14 @@ def _status(text: str) -> int:
 
 
 def _agent_id(text: str) -> str:
-    """An agent id as pasted (spaces around it dropped); an empty one names no agent."""
-    if not text.strip():
+    """An agent id as pasted (spaces around it dropped); an empty one names no agent, and
+    ``.`` or ``..`` would name another resource (the client refuses them, here said as usage)."""
+    agent_id = text.strip()
+    if not agent_id:
         raise argparse.ArgumentTypeError("must not be empty")
-    return text.strip()
+    if agent_id in DOT_SEGMENTS:
+        raise argparse.ArgumentTypeError(f"{agent_id!r} {UNSENDABLE}")
+    return agent_id
 
 
 def _seconds(text: str) -> float:

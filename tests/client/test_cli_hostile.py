@@ -399,6 +399,98 @@ def test_a_malformed_base_url_is_a_usage_error(
     assert said in one_line(capsys.readouterr().err)
 
 
+# -- dot segments ----------------------------------------------------------------------------
+
+UNSENDABLE_SAID = "cannot be sent in a URL path: it would name another resource"
+DOT_ROWS = ("..", BOB, ".")
+
+
+@pytest.mark.parametrize(
+    ("argv", "dots"),
+    [
+        (["get", ".."], "'..'"),
+        (["get", "."], "'.'"),
+        (["set", "..", "3"], "'..'"),
+        (["set", " . ", "LOGGED_IN"], "'.'"),
+    ],
+    ids=["get-dotdot", "get-dot", "set-dotdot", "set-dot-spaced"],
+)
+def test_a_dot_segment_agent_is_a_usage_error(
+    connect: Connect, capsys: pytest.CaptureFixture[str], argv: list[str], dots: str
+) -> None:
+    """``requests`` would send ``/agentstatus/agents/..`` as ``/agentstatus/``: refused before
+    any connection is tried (nobody listens, so an attempt would say so)."""
+    connect(refused_url())
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"agentstatus {argv[0]}: error: argument AGENT: {dots} {UNSENDABLE_SAID}"
+    )
+    assert "Traceback" not in err
+
+
+def test_the_console_script_refuses_a_dot_segment_agent_without_a_traceback(
+    connect: Connect,
+) -> None:
+    connect(refused_url())
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("agentstatus")), "get", ".."],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"agentstatus get: error: argument AGENT: '..' {UNSENDABLE_SAID}"
+    )
+
+
+@pytest.mark.parametrize("tenant", [".", ".."])
+def test_a_dot_segment_tenant_is_one_line(
+    connect: Connect,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tenant: str,
+) -> None:
+    connect(refused_url())
+    assert run(["--tenant", tenant, "get", BOB]) == 2
+    said = f"tenant {tenant!r} {UNSENDABLE_SAID}"
+    assert one_line(capsys.readouterr().err) == f"agentstatus get: error: {said}"
+    monkeypatch.setenv("AGENTSTATUS_TENANT", tenant)
+    assert run(["list"]) == 2
+    assert one_line(capsys.readouterr().err) == f"agentstatus list: error: {said}"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("changes.csv", f"agent-id,agent-status\n..,3\n{BOB},3\n.,3\n"),
+        ("changes.json", json.dumps([{"agent-id": id_, "agent-status": 3} for id_ in DOT_ROWS])),
+    ],
+    ids=["csv", "json"],
+)
+def test_dot_segment_ids_in_a_bulk_file_are_entries_the_service_refuses(
+    live_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str
+) -> None:
+    """A bulk entry's id travels in the body, where ``.`` is only an unknown agent: the other
+    entries are applied and the run is a partial failure, not a traceback."""
+    bulk = tmp_path / name
+    bulk.write_text(content, encoding="utf-8")
+    assert run(["--json", "bulk", str(bulk)]) == 3
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    results = json.loads(captured.out)["results"]
+    assert [(entry["agent-id"], entry["change-status"] // 100) for entry in results] == [
+        ("..", 4),
+        (BOB, 2),
+        (".", 4),
+    ]
+    assert status_of(live_api, BOB) == 3
+
+
 # -- the token file --------------------------------------------------------------------------
 
 
