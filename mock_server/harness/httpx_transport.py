@@ -8,9 +8,10 @@ network, or a mock's). A client given a transport of its own (``MockTransport``)
 
 Faults behave as over the network: a latency is slept (``await asyncio.sleep`` in an async
 client, so concurrent requests wait together), one over the client's read timeout raises
-``httpx.ReadTimeout`` after that timeout, and a ``drop`` raises ``httpx.RemoteProtocolError``
-("Server disconnected without sending a response.", what httpx raises when a server drops
-the connection). Imported only where httpx is installed: ``emulate()`` works without it.
+``httpx.ReadTimeout`` after that timeout, and a ``drop`` raises ``DroppedConnection``, both an
+``httpx.RemoteProtocolError`` ("Server disconnected without sending a response.", what httpx
+raises when a server drops the connection) and an ``httpx.ConnectError``. Imported only where
+httpx is installed: ``emulate()`` works without it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ DISCONNECTED = "Server disconnected without sending a response."
 """httpx's own words for a connection the server closed before answering."""
 
 
+class DroppedConnection(httpx.ConnectError, httpx.RemoteProtocolError):
+    """A ``drop`` fault: ``RemoteProtocolError`` is what httpx raises when a real server drops
+    the connection, ``ConnectError`` what code written against the emulator's promise catches
+    (nothing was applied: the drop comes before the app), so either ``except`` holds."""
+
+
 def _environ(request: httpx.Request, data: bytes) -> dict[str, Any]:
     timeout: dict[str, float | None] = request.extensions.get("timeout", {})
     return wsgi_environ(
@@ -54,7 +61,7 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     try:
         yield
     except ConnectionDropped:
-        raise httpx.RemoteProtocolError(DISCONNECTED, request=request) from None
+        raise DroppedConnection(DISCONNECTED, request=request) from None
     except SimulatedTimeout as error:
         raise httpx.ReadTimeout(str(error), request=request) from None
 
