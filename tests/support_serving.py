@@ -3,6 +3,7 @@ for tests that must see what the production server does, not the in-thread one."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,12 +84,25 @@ def _child(tmp_path: Path, argv: list[str]) -> Iterator[Served]:
         root = banner.rsplit(" ", 1)[1].removesuffix("/api/v1")
         yield Served(root, int(root.rsplit(":", 1)[1]), process, log)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        stop_group(process)
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def stop_group(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the server's process group, then SIGKILL if it is still there: a server
+    signalled while still starting could ignore the first and outlive the test run."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # workers whose parent went first
 
 
 def resident_bytes(served: Served) -> int:

@@ -11,6 +11,7 @@ the other, across threads and worker processes, and each bulk entry is applied a
 
 from __future__ import annotations
 
+import base64
 import hmac
 import math
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 from mock_server.core.caches import CACHED_ENTRIES, RevisionCache
 from mock_server.core.editor import StateEditor, agent_of, tenant_of
-from mock_server.core.entities import Agent, Tenant
+from mock_server.core.entities import Agent, Event, Tenant
 from mock_server.core.errors import (
     AgentNotFound,
     ApiError,
@@ -28,6 +29,7 @@ from mock_server.core.errors import (
     InvalidRequest,
     TenantForbidden,
 )
+from mock_server.core.events import EventSignal
 from mock_server.core.profiles import DEFAULT, Profile
 from mock_server.core.store import StateStore, StateWriter
 from schemas.rules import (
@@ -152,6 +154,54 @@ class AgentStatusBackend(StateEditor):
             raise TenantForbidden()
         if not owner.api_enabled:
             raise ApiNotEnabled()
+
+    def authorize_stream(
+        self, tenant_id: str, key: str | None, basic: tuple[str, str] | None
+    ) -> None:
+        """The event streams' check: the tenant's action token as ``X-API-Key``, or that key
+        in the vendor's "CC token" form (base64 of ``username:token``), or Basic credentials.
+        A wrong key and another tenant's key are the same 401, naming neither tenant."""
+        with self._store.reading() as state:
+            tenant = state.tenant(tenant_id)
+        given: list[bytes] = []
+        if key is not None:
+            given.append(key.encode())
+        if basic is not None:
+            given.append(f"{basic[0]}:{basic[1]}".encode())
+        if tenant is not None and given:
+            accepted = (
+                tenant.token.encode(),
+                base64.b64encode(f"{tenant.username}:{tenant.token}".encode()),
+                f"{tenant.username}:{tenant.token}".encode(),
+            )
+            matched = False
+            for value in given:
+                for expected in accepted:
+                    matched |= hmac.compare_digest(value, expected)
+            if matched:
+                return
+        raise AuthenticationFailed(
+            "Unauthorized: the X-API-Key (or Basic credentials) is not valid for this tenant."
+        )
+
+    def events_after(self, tenant_id: str, sequence: int, limit: int) -> list[Event]:
+        """The tenant's events numbered above ``sequence``, oldest first (``core.events``)."""
+        with self._store.reading() as state:
+            return state.events_after(tenant_id, sequence, limit)
+
+    def last_event(self, tenant_id: str) -> int:
+        with self._store.reading() as state:
+            return state.last_event(tenant_id)
+
+    @property
+    def event_signal(self) -> EventSignal:
+        """Wakes this process's stream readers after a write that emitted events."""
+        return self._store.signal
+
+    @property
+    def shared_state(self) -> bool:
+        """Whether other processes write this state too (their events must be polled for)."""
+        return self._store.name != "memory"
 
     # -- the API -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import orjson
 
 from mock_server.core.entities import Agent, FixtureTenant, Tenant
 from mock_server.core.errors import AgentNotFound, TenantNotFound
+from mock_server.core.events import EventedStore
 from mock_server.core.fixtures import build_agent, build_tenants, username_taken
 from mock_server.core.store import MemoryStore, StateReader, StateStore
 
@@ -29,9 +30,10 @@ class StateEditor:
 
         Either way ``fixture`` becomes what a reset restores.
         """
-        self._store: StateStore = MemoryStore() if store is None else store
+        self._store = EventedStore(MemoryStore() if store is None else store)
         encoded = orjson.dumps(fixture)
-        with self._store.writing() as state:
+        # Loading the fixture is where the state begins, not a change: it emits no events.
+        with self._store.inner.writing() as state:
             if state.fixture() is None:
                 state.replace_all(build_tenants(fixture).values(), encoded)
             else:

@@ -122,3 +122,40 @@ class FixtureTenant:
 
     tenant: Tenant
     agents: tuple[Agent, ...]
+
+
+INSTANCE_ID = "agentstatus-mock"
+"""``msgInfo.instanceId`` of every event: the vendor names its server instance there."""
+EVENT_LOG_SIZE = 10_000
+"""Events a store keeps per tenant: a reader resuming from an older one starts at the oldest."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before the store numbers it."""
+
+    kind: str
+    agent_id: str
+    body: Mapping[str, Any]
+    """The event's own fields, without ``msgInfo`` (the store's numbering adds it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of a tenant's log: ``sequence`` counts from 1 and never repeats."""
+
+    tenant_id: str
+    sequence: int
+    published_ms: int
+    kind: str
+    agent_id: str
+    body: Mapping[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        """The event as the vendor's streams send it: ``{"AgentStatusChange": {...}}``."""
+        info = {
+            "instanceId": INSTANCE_ID,
+            "sequenceId": self.sequence,
+            "timestamp": self.published_ms,
+        }
+        return {self.kind: {**self.body, "msgInfo": info}}

@@ -38,7 +38,16 @@ from typing import IO, Any
 
 import orjson
 
-from mock_server.core.entities import Agent, FixtureTenant, Group, StatusCodeList, Tenant
+from mock_server.core.entities import (
+    EVENT_LOG_SIZE,
+    Agent,
+    Event,
+    EventDraft,
+    FixtureTenant,
+    Group,
+    StatusCodeList,
+    Tenant,
+)
 from mock_server.core.fixtures import build_settings
 from mock_server.core.store import Revision, StateReader, StateWriter
 
@@ -68,7 +77,20 @@ CREATE TABLE IF NOT EXISTS agents (
     UNIQUE (tenant_id, agent_id)
 );
 CREATE INDEX IF NOT EXISTS agents_in_order ON agents (tenant_id, position);
+CREATE TABLE IF NOT EXISTS events (
+    tenant_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    published_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, sequence)
+) WITHOUT ROWID;
 """
+EVENT_COLUMNS = "sequence, published_ms, kind, agent_id, body"
+PRUNE_EVERY = 256
+"""The log is cut back to ``EVENT_LOG_SIZE`` events when a tenant's count passes a multiple of
+this: at most this many more are kept, and a write rarely pays for the delete."""
 AGENT_COLUMNS = "agent_id, group_id, status, name, sub_status, list_id, item_id, short_code"
 TENANT_COLUMNS = "tenant_id, username, token, api_enabled, settings"
 INSERT_AGENT = f"INSERT INTO agents (tenant_id, {AGENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -301,6 +323,41 @@ class _Transaction:
             (tenant_id,),
         )
         return [Agent(*row) for row in rows]
+
+    def events_after(self, tenant_id: str, sequence: int, limit: int) -> list[Event]:
+        rows = self._db.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND sequence > ?"
+            " ORDER BY sequence LIMIT ?",
+            (tenant_id, sequence, limit),
+        )
+        return [
+            Event(tenant_id, number, published, kind, agent_id, orjson.loads(body))
+            for number, published, kind, agent_id, body in rows
+        ]
+
+    def last_event(self, tenant_id: str) -> int:
+        row = self._db.execute(
+            "SELECT MAX(sequence) FROM events WHERE tenant_id = ?", (tenant_id,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def append_events(
+        self, tenant_id: str, drafts: Iterable[EventDraft], published_ms: int
+    ) -> None:
+        first = self.last_event(tenant_id) + 1
+        rows = [
+            (tenant_id, number, published_ms, draft.kind, draft.agent_id, orjson.dumps(draft.body))
+            for number, draft in enumerate(drafts, start=first)
+        ]
+        self._db.executemany(
+            f"INSERT INTO events (tenant_id, {EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        last = first + len(rows) - 1
+        if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
+            self._db.execute(
+                "DELETE FROM events WHERE tenant_id = ? AND sequence <= ?",
+                (tenant_id, last - EVENT_LOG_SIZE),
+            )
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
         self.tenants_changed = True

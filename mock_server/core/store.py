@@ -16,11 +16,19 @@ transaction opened after ``revision()`` returned is at least as new as that revi
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple, Protocol
 
-from mock_server.core.entities import Agent, FixtureTenant, Tenant
+from mock_server.core.entities import (
+    EVENT_LOG_SIZE,
+    Agent,
+    Event,
+    EventDraft,
+    FixtureTenant,
+    Tenant,
+)
 
 
 class Revision(NamedTuple):
@@ -49,6 +57,13 @@ class StateReader(Protocol):
     def agents(self, tenant_id: str) -> list[Agent]:
         """The tenant's agents in fixture order (new agents last)."""
 
+    def events_after(self, tenant_id: str, sequence: int, limit: int) -> list[Event]:
+        """Up to ``limit`` of the tenant's logged events numbered above ``sequence``, in order
+        (the oldest kept first when ``sequence`` is older than the log)."""
+
+    def last_event(self, tenant_id: str) -> int:
+        """The number of the tenant's newest event; 0 before its first."""
+
 
 class StateWriter(StateReader, Protocol):
     """What a write transaction can change."""
@@ -67,6 +82,12 @@ class StateWriter(StateReader, Protocol):
         """Create (last in order) or replace (same place in order) one agent."""
 
     def delete_agent(self, tenant_id: str, agent_id: str) -> None: ...
+
+    def append_events(
+        self, tenant_id: str, drafts: Iterable[EventDraft], published_ms: int
+    ) -> None:
+        """Log these events after the tenant's newest, numbered on from it, keeping the
+        newest ``EVENT_LOG_SIZE``; a tenant deleted and created again numbers on too."""
 
 
 class StateStore(Protocol):
@@ -106,6 +127,8 @@ class MemoryStore:
         self._revision = Revision(0, 0)
         self._tenants_changed = False
         self._undo: list[Callable[[], None]] = []
+        self._events: dict[str, deque[Event]] = {}
+        self._last_event: dict[str, int] = {}
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
@@ -153,6 +176,41 @@ class MemoryStore:
 
     def agents(self, tenant_id: str) -> list[Agent]:
         return list(self._agents.get(tenant_id, {}).values())
+
+    def events_after(self, tenant_id: str, sequence: int, limit: int) -> list[Event]:
+        log = self._events.get(tenant_id)
+        if not log or log[-1].sequence <= sequence:
+            return []
+        skip = max(0, sequence - log[0].sequence + 1)
+        return [log[index] for index in range(skip, min(len(log), skip + limit))]
+
+    def last_event(self, tenant_id: str) -> int:
+        return self._last_event.get(tenant_id, 0)
+
+    def append_events(
+        self, tenant_id: str, drafts: Iterable[EventDraft], published_ms: int
+    ) -> None:
+        log = self._events.setdefault(tenant_id, deque(maxlen=EVENT_LOG_SIZE))
+        drafts = list(drafts)
+        last = self._last_event.get(tenant_id, 0)
+        # Undone by taking the new events off and putting back the oldest they pushed out.
+        pushed_out = [
+            log[index]
+            for index in range(min(len(log), max(0, len(log) + len(drafts) - EVENT_LOG_SIZE)))
+        ]
+        previous_last = last
+
+        def undo() -> None:
+            for _ in range(min(len(drafts), len(log))):
+                log.pop()
+            log.extendleft(reversed(pushed_out))
+            self._last_event[tenant_id] = previous_last
+
+        self._undo.append(undo)
+        for draft in drafts:
+            last += 1
+            log.append(Event(tenant_id, last, published_ms, draft.kind, draft.agent_id, draft.body))
+        self._last_event[tenant_id] = last
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
         self._remember_tenants()

@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mock_server.core.errors import ApiError
+from mock_server.http.context import EXTENSION, EmulatorState
+from mock_server.http.event_stream import Reader, open_reader
 from mock_server.testdouble.middleware import (
     DEFER_LATENCY_KEY,
     DROP_CONNECTION_KEY,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
     from granian._granian import RSGIHTTPProtocol as HTTPProtocol
     from granian._granian import RSGIWebsocketProtocol as WebsocketProtocol
+    from granian._granian import RSGIWebsocketTransport as WebsocketTransport
     from granian.rsgi import Scope
 
 FD_DIRECTORIES = ("/proc/self/fd", "/dev/fd")
@@ -123,13 +127,35 @@ class RSGIBridge:
             DEFER_LATENCY_KEY: True,
         }
         self._header_keys: dict[str, str | None] = {}
+        state = getattr(app, "extensions", {}).get(EXTENSION)
+        self.backend = state.backend if isinstance(state, EmulatorState) else None
+        """The backend whose event streams WebSockets read; None for an app without one."""
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol) -> None:
-        if scope.proto != "http":
-            # WebSockets (the event streams) arrive here; none is served yet.
-            protocol.close(None)  # type: ignore[union-attr]
+        if scope.proto == "ws":
+            await self._stream(scope, protocol)  # type: ignore[arg-type]
             return
         await self._http(scope, protocol)  # type: ignore[arg-type]
+
+    async def _stream(self, scope: Scope, protocol: WebsocketProtocol) -> None:
+        """A WebSocket: an event stream's reader, or the status of the handshake's refusal
+        (granian answers it as a plain HTTP response instead of upgrading)."""
+        started = time.perf_counter()
+        if self.backend is None:
+            protocol.close(404)
+            self._log(scope, 404, started, "")
+            return
+        headers = {name: value for name, value in scope.headers.items()}
+        try:
+            request = open_reader(self.backend, scope.path, scope.query_string, headers)
+        except ApiError as refusal:
+            protocol.close(int(refusal.status))
+            self._log(scope, int(refusal.status), started, "")
+            return
+        self._log(scope, 101, started, "")
+        transport = await protocol.accept()
+        with contextlib.suppress(RuntimeError):  # the client went away mid-send
+            await Reader(self.backend, request).run(GranianChannel(transport))
 
     def __call__(self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol) -> Any:
         return self.__rsgi__(scope, protocol)
@@ -250,6 +276,25 @@ def _join(chunks: Iterable[bytes]) -> bytes:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+class GranianChannel:
+    """granian's WebSocket transport as an event stream's ``Channel``."""
+
+    def __init__(self, transport: WebsocketTransport) -> None:
+        self.transport = transport
+
+    async def send(self, text: str) -> None:
+        await self.transport.send_str(text)
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self.transport.receive()
+        except RuntimeError:  # closed under us
+            return None
+        if message.kind == 0:  # the client's close
+            return None
+        return message.data
 
 
 def _no_write(data: bytes) -> None:
