@@ -13,7 +13,7 @@ import pytest
 from conftest import DEMO_TENANT, OTHER_TENANT
 
 from mock_server.core.backend import AgentStatusBackend
-from mock_server.core.entities import Agent, FixtureTenant
+from mock_server.core.entities import EVENT_LOG_SIZE, Agent, EventDraft, FixtureTenant
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.sqlite_store import SQLiteStore
 from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
@@ -42,6 +42,9 @@ def snapshot(state: StateReader) -> Snapshot:
         tenants,
         [state.tenants_by_username(tenant.username) for tenant in tenants if tenant is not None],
         [state.agents(tenant_id) for tenant_id in state.tenant_ids()],
+        state.events_after(DEMO_TENANT, 0, 100),
+        state.last_event(DEMO_TENANT),
+        state.record("feature"),
     )
 
 
@@ -73,10 +76,17 @@ def everything_replaced(state: StateWriter) -> None:
     state.save_agent(DEMO_TENANT, Agent("agBrandNew", 100, 4))
 
 
+def events_and_records(state: StateWriter) -> None:
+    draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB, "newState": 5})
+    state.append_events(DEMO_TENANT, [draft, draft], 1_700_000_000_000)
+    state.put_record("feature", b"on")
+    state.put_record("other", None)
+
+
 @pytest.mark.parametrize(
     "writes",
-    [agent_writes, tenant_writes, everything_replaced],
-    ids=["agents", "tenants", "replace all"],
+    [agent_writes, tenant_writes, everything_replaced, events_and_records],
+    ids=["agents", "tenants", "replace all", "events and records"],
 )
 def test_a_write_transaction_that_raises_leaves_nothing_behind(
     store: StateStore, writes: Callable[[StateWriter], None]
@@ -121,3 +131,26 @@ def test_values_read_from_a_store_cannot_change_what_it_holds(store: StateStore)
         with contextlib.suppress(TypeError, AttributeError):  # FrozenInstanceError is one
             attempt()
     assert shown() == before
+
+
+def test_events_are_numbered_per_tenant_and_only_the_newest_are_kept(store: StateStore) -> None:
+    draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
+    with store.writing() as state:
+        state.append_events(DEMO_TENANT, [draft] * (EVENT_LOG_SIZE + 300), 1)
+        state.append_events(OTHER_TENANT, [draft] * 3, 2)
+    with store.writing() as state:  # a tenant deleted and created again numbers on
+        tenant = state.tenant(OTHER_TENANT)
+        assert tenant is not None
+        state.delete_tenant(OTHER_TENANT)
+        state.save_tenant(tenant, [])
+        state.append_events(OTHER_TENANT, [draft], 3)
+    with store.reading() as state:
+        assert state.last_event(DEMO_TENANT) == EVENT_LOG_SIZE + 300
+        kept = state.events_after(DEMO_TENANT, 0, 2 * EVENT_LOG_SIZE)
+        assert EVENT_LOG_SIZE <= len(kept) < EVENT_LOG_SIZE + 300
+        assert [e.sequence for e in kept] == list(range(kept[0].sequence, EVENT_LOG_SIZE + 301))
+        assert [e.sequence for e in state.events_after(DEMO_TENANT, EVENT_LOG_SIZE + 298, 5)] == [
+            EVENT_LOG_SIZE + 299,
+            EVENT_LOG_SIZE + 300,
+        ]
+        assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2, 3, 4]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.core.entities import Agent, EventDraft, FixtureTenant, Tenant
 from mock_server.core.store import Revision, StateReader, StateStore, StateWriter
@@ -89,6 +89,13 @@ class EventSignal:
             listener()
 
 
+class EventWriter(StateWriter, Protocol):
+    """A write transaction of an ``EventedStore``: what it changes emits events, and ``emit``
+    adds one of its own (the simulator's ``Interaction`` events) in order among them."""
+
+    def emit(self, tenant_id: str, draft: EventDraft) -> None: ...
+
+
 class EventedStore:
     """A ``StateStore`` whose write transactions log the events of what they change."""
 
@@ -105,7 +112,7 @@ class EventedStore:
         return self.inner.reading()
 
     @contextmanager
-    def writing(self) -> Iterator[StateWriter]:
+    def writing(self) -> Iterator[EventWriter]:
         with self.inner.writing() as writer:
             evented = _EventingWriter(writer, int(self.clock() * 1000))
             yield evented
@@ -129,6 +136,9 @@ class _EventingWriter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)
+
+    def emit(self, tenant_id: str, draft: EventDraft) -> None:
+        self._drafts.append((tenant_id, draft))
 
     def _note(self, tenant_id: str, before: Agent | None, after: Agent | None) -> None:
         for draft in agent_events(before, after, self._published_ms):

@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 """
 EVENT_COLUMNS = "sequence, published_ms, kind, agent_id, body"
+RECORD = "record:"
+"""The prefix of ``put_record``'s keys in ``meta``, apart from the fixture's."""
 PRUNE_EVERY = 256
 """The log is cut back to ``EVENT_LOG_SIZE`` events when a tenant's count passes a multiple of
 this: at most this many more are kept, and a write rarely pays for the delete."""
@@ -334,6 +336,18 @@ class _Transaction:
             Event(tenant_id, number, published, kind, agent_id, orjson.loads(body))
             for number, published, kind, agent_id, body in rows
         ]
+
+    def record(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (RECORD + key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_record(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (RECORD + key,))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (RECORD + key, value)
+            )
 
     def last_event(self, tenant_id: str) -> int:
         row = self._db.execute(

@@ -64,6 +64,10 @@ class StateReader(Protocol):
     def last_event(self, tenant_id: str) -> int:
         """The number of the tenant's newest event; 0 before its first."""
 
+    def record(self, key: str) -> bytes | None:
+        """What ``put_record`` kept under ``key`` (a feature's own state, such as the
+        simulator's or the legacy stream's subscriptions, shared like the rest); None if none."""
+
 
 class StateWriter(StateReader, Protocol):
     """What a write transaction can change."""
@@ -88,6 +92,9 @@ class StateWriter(StateReader, Protocol):
     ) -> None:
         """Log these events after the tenant's newest, numbered on from it, keeping the
         newest ``EVENT_LOG_SIZE``; a tenant deleted and created again numbers on too."""
+
+    def put_record(self, key: str, value: bytes | None) -> None:
+        """Keep ``value`` under ``key`` (None removes it); resets leave records alone."""
 
 
 class StateStore(Protocol):
@@ -128,6 +135,7 @@ class MemoryStore:
         self._tenants_changed = False
         self._undo: list[Callable[[], None]] = []
         self._events: dict[str, deque[Event]] = {}
+        self._records: dict[str, bytes] = {}
         self._last_event: dict[str, int] = {}
 
     @contextmanager
@@ -186,6 +194,24 @@ class MemoryStore:
 
     def last_event(self, tenant_id: str) -> int:
         return self._last_event.get(tenant_id, 0)
+
+    def record(self, key: str) -> bytes | None:
+        return self._records.get(key)
+
+    def put_record(self, key: str, value: bytes | None) -> None:
+        previous = self._records.get(key)
+
+        def undo() -> None:
+            if previous is None:
+                self._records.pop(key, None)
+            else:
+                self._records[key] = previous
+
+        self._undo.append(undo)
+        if value is None:
+            self._records.pop(key, None)
+        else:
+            self._records[key] = value
 
     def append_events(
         self, tenant_id: str, drafts: Iterable[EventDraft], published_ms: int
