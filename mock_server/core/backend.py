@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hmac
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +192,21 @@ class AgentStatusBackend(StateEditor):
     def last_event(self, tenant_id: str) -> int:
         with self._store.reading() as state:
             return state.last_event(tenant_id)
+
+    def read_record(self, key: str) -> bytes | None:
+        """A feature's own shared record (``StateReader.record``)."""
+        with self._store.reading() as state:
+            return state.record(key)
+
+    def update_record(
+        self, key: str, change: Callable[[bytes | None], bytes | None]
+    ) -> bytes | None:
+        """``change`` applied to a record in one write transaction, so that processes sharing
+        the state take turns; returns what was kept. ``change`` may raise to refuse."""
+        with self._store.writing() as state:
+            value = change(state.record(key))
+            state.put_record(key, value)
+            return value
 
     @property
     def event_signal(self) -> EventSignal:
