@@ -31,6 +31,8 @@ class EmulatorState:
     reset_hooks: list[Callable[[], None]] = field(default_factory=list)
     """What ``POST /__admin/reset`` clears besides the state: the layers above add theirs
     (the test double its faults and journal), so this layer need not know them."""
+    stream_time_scale: float = 1.0
+    """The legacy stream's hour and two hours, times this (``serve --stream-time-scale``)."""
     readiness: Callable[[], tuple[int, int]] | None = None
     """(workers ready, workers expected), set by a server of several processes; None when
     this process is the whole emulator."""

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from mock_server.core.errors import ApiError
 from mock_server.http.context import EXTENSION, EmulatorState
-from mock_server.http.event_stream import Reader, open_reader
+from mock_server.http.legacy_stream import LegacyTimes
+from mock_server.http.streams import open_stream
 from mock_server.testdouble.middleware import (
     DEFER_LATENCY_KEY,
     DROP_CONNECTION_KEY,
@@ -128,7 +129,8 @@ class RSGIBridge:
         }
         self._header_keys: dict[str, str | None] = {}
         state = getattr(app, "extensions", {}).get(EXTENSION)
-        self.backend = state.backend if isinstance(state, EmulatorState) else None
+        self.state = state if isinstance(state, EmulatorState) else None
+        self.backend = None if self.state is None else self.state.backend
         """The backend whose event streams WebSockets read; None for an app without one."""
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol) -> None:
@@ -146,8 +148,9 @@ class RSGIBridge:
             self._log(scope, 404, started, "")
             return
         headers = {name: value for name, value in scope.headers.items()}
+        times = LegacyTimes(self.state.stream_time_scale if self.state is not None else 1.0)
         try:
-            request = open_reader(self.backend, scope.path, scope.query_string, headers)
+            session = open_stream(self.backend, scope.path, scope.query_string, headers, times)
         except ApiError as refusal:
             protocol.close(int(refusal.status))
             self._log(scope, int(refusal.status), started, "")
@@ -155,7 +158,7 @@ class RSGIBridge:
         self._log(scope, 101, started, "")
         transport = await protocol.accept()
         with contextlib.suppress(RuntimeError):  # the client went away mid-send
-            await Reader(self.backend, request).run(GranianChannel(transport))
+            await session.run(GranianChannel(transport))
 
     def __call__(self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol) -> Any:
         return self.__rsgi__(scope, protocol)
