@@ -9,6 +9,7 @@ faults this handle created, so tests sharing one emulator cannot undo each other
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -313,6 +314,94 @@ def _bulk_changes(
     return changes
 
 
+EVENT_POLL_SECONDS = 0.01
+EVENT_TIMEOUT_SECONDS = 5.0
+
+
+class EventTimeout(AssertionError):
+    """No event matched in time; the message lists what came meanwhile."""
+
+
+class EventWatch:
+    """A test's view of one tenant's events, read through the control plane
+    (``GET /__admin/tenants/{id}/events``) like the rest of the handle: from the start of the
+    tenant's log (the plugin's tenants and ``emulate()``'s state are new, so that is the
+    test's own start), or from the newest at ``from_now()``. Each event is the vendor's
+    payload, its kind the one key: ``{"AgentStatusChange": {"newState": 5, ...}}``."""
+
+    def __init__(self, control: ControlPlane, tenant: str) -> None:
+        self._control = control
+        self._path = tenant_path(tenant, "events")
+        self.position = 0
+        """The number of the last event this watch has handed out."""
+
+    def from_now(self) -> EventWatch:
+        """Pass over every event so far: the next ones are those still to come."""
+        self.position = self._read(0, 1)[1]
+        return self
+
+    def _read(self, after: int, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
+        answer = self._control.call(
+            "GET", self._path, params={"after": str(after), "limit": str(limit)}
+        )
+        return answer["events"], int(answer["last"])
+
+    def new(self) -> list[dict[str, Any]]:
+        """Every event since the last call (or since the watch began), oldest first."""
+        found: list[dict[str, Any]] = []
+        while True:
+            events, last = self._read(self.position)
+            for entry in events:
+                self.position = int(entry["sequence"])
+                found.append(entry["event"])
+            if not events or self.position >= last:
+                return found
+
+    def wait_for(
+        self, kind: str | None = None, *, timeout: float = EVENT_TIMEOUT_SECONDS, **fields: Any
+    ) -> dict[str, Any]:
+        """The body of the first new event of ``kind`` whose fields equal ``fields``
+        (``agentId="ag…", newState=5``); the events before it are passed over. Raises
+        ``EventTimeout`` naming what came instead."""
+        deadline = time.monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        while True:
+            for event in self.new():
+                seen.append(event)
+                ((event_kind, body),) = event.items()
+                if (kind is None or event_kind == kind) and _has(body, fields):
+                    return dict(body)
+            if time.monotonic() >= deadline:
+                wanted = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+                came = "; ".join(_short(event) for event in seen[-10:]) or "none"
+                raise EventTimeout(
+                    f"no {kind or 'event'} with {wanted or 'any fields'} within {timeout}s; "
+                    f"events meanwhile: {came}"
+                )
+            time.sleep(EVENT_POLL_SECONDS)
+
+    def assert_none(self, *, within: float = 0.2) -> None:
+        """No new event at all for ``within`` seconds (a refused change emits nothing)."""
+        deadline = time.monotonic() + within
+        while True:
+            events = self.new()
+            if events:
+                raise AssertionError(f"expected no event, got: {'; '.join(map(_short, events))}")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(EVENT_POLL_SECONDS)
+
+
+def _has(body: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:
+    return all(body.get(name) == value for name, value in fields.items())
+
+
+def _short(event: Mapping[str, Any]) -> str:
+    ((kind, body),) = event.items()
+    details = ", ".join(f"{k}={body[k]!r}" for k in ("agentId", "newState", "event") if k in body)
+    return f"{kind}({details})"
+
+
 class Emulator:
     """One emulator and one tenant of it, with that tenant's credentials and control plane."""
 
@@ -336,6 +425,9 @@ class Emulator:
         self.control = ControlPlane(self.base_url, admin_token, transport=transport)
         self.faults = Faults(self.control, tenant)
         self.journal = JournalView(self.control, tenant)
+        self.events = EventWatch(self.control, tenant)
+        """The tenant's events: ``wait_for`` the one a change should emit, ``assert_none``
+        after one that should emit nothing."""
 
     @property
     def api_url(self) -> str:

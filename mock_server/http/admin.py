@@ -13,7 +13,8 @@ from flask import Blueprint, Response, request
 from mock_server.core.errors import AdminForbidden, InvalidRequest, excerpt
 from mock_server.http.context import backend_of, read_json_body, state_of
 from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
-from mock_server.http.parsing import agent_document, api_enabled, tenant_document
+from mock_server.http.event_stream import message_id, publish_time
+from mock_server.http.parsing import agent_document, api_enabled, events_window, tenant_document
 from mock_server.http.rendering import json_response
 from schemas import project_version
 
@@ -115,6 +116,25 @@ def reset_tenant(tenant_id: str) -> Response:
 @admin.post("/tenants/<tenant_id>/token")
 def rotate_token(tenant_id: str) -> Response:
     return json_response({"token": backend_of().rotate_token(tenant_id)})
+
+
+@admin.get("/tenants/<tenant_id>/events")
+def list_events(tenant_id: str) -> Response:
+    """The tenant's event log as the streams carry it, after an event number: what a test
+    reads to wait for an event without a WebSocket (``harness.events``)."""
+    backend = backend_of()
+    backend.tenant_state(tenant_id)  # 404 for a tenant that does not exist
+    after, limit = events_window(request.args.get("after"), request.args.get("limit"))
+    events = [
+        {
+            "sequence": event.sequence,
+            "messageId": message_id(event.sequence),
+            "publishTime": publish_time(event),
+            "event": event.payload(),
+        }
+        for event in backend.events_after(tenant_id, after, limit)
+    ]
+    return json_response({"events": events, "last": backend.last_event(tenant_id)})
 
 
 @admin.put("/tenants/<tenant_id>/agents/<agent_id>")

@@ -144,16 +144,21 @@ def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
     raise ValueError("truncated varint")
 
 
+def publish_time(event: Event) -> str:
+    """ISO 8601 in UTC with milliseconds, as the vendor's ``publishTime``."""
+    published = datetime.datetime.fromtimestamp(event.published_ms / 1000, datetime.UTC)
+    return published.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def pulsar_message(event: Event) -> str:
     """The Pulsar WebSocket message carrying one event."""
-    published = datetime.datetime.fromtimestamp(event.published_ms / 1000, datetime.UTC)
     payload = orjson.dumps(event.payload(), option=orjson.OPT_SORT_KEYS)
     return orjson.dumps(
         {
             "messageId": message_id(event.sequence),
             "payload": base64.b64encode(payload).decode(),
             "properties": {},
-            "publishTime": published.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "publishTime": publish_time(event),
             "redeliveryCount": 0,
         }
     ).decode()

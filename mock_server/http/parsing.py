@@ -151,6 +151,21 @@ def page_request(page_size: str | None, page_index: str | None) -> PageRequest:
     return PageRequest(size, index)
 
 
+MAX_EVENTS_PER_READ = 1000
+
+
+def events_window(after: str | None, limit: str | None) -> tuple[int, int]:
+    """``after`` (an event number, default 0) and ``limit`` (1 to 1000, default 1000) of a
+    read of the control plane's event log."""
+    start = 0 if after is None else _query_integer(after, "after")
+    count = MAX_EVENTS_PER_READ if limit is None else _query_integer(limit, "limit")
+    if start < 0:
+        raise InvalidRequest(f"after must be 0 or more, got {start}.")
+    if not 1 <= count <= MAX_EVENTS_PER_READ:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_EVENTS_PER_READ}, got {count}.")
+    return start, count
+
+
 def _query_integer(value: str, name: str) -> int:
     """A query parameter the reference types ``number``: ``2``, ``2.0`` or ``2e0`` is 2; a
     fraction, anything but a decimal number, or beyond +-(2**53 - 1) is a 400 naming it.
