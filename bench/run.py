@@ -4,7 +4,8 @@
 Each endpoint is measured in groups back to back with its references (``PAIRS``, widened by
 the peers): list demo, get one and set one with connections kept alive and with a new
 connection per request. Then get one is measured again while 50 slow clients trickle their
-headers (``bench.slow``). With ``BENCH_PEERS=1`` (``make bench PEERS=1``) WireMock and Prism
+headers (``bench.slow``), and status changes are streamed to 10 event readers
+(``bench.events``). With ``BENCH_PEERS=1`` (``make bench PEERS=1``) WireMock and Prism
 (``bench.peers``) are installed, started and measured in the same groups.
 
 Results go to ``bench/results/latest.json`` and a chart ``bench/results/list-throughput.png``.
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from bench import peers
+from bench import events, peers
 from bench.fixtures import bench_fixture, big_tenant_id
 from bench.load import TIMEOUT_SECONDS, Request, Result, drive, generator_name
 from bench.processes import stop_group
@@ -484,6 +485,8 @@ def main() -> int:
                     {**bare, **own, **on_peers}, groups_with(list(measured_peers))
                 )
                 slow = slow_client_run(own["get one"])
+                fan_out = events.measure(f"http://127.0.0.1:{emulator_port}")
+                print(f"  events to {fan_out['subscribers']} subscribers: {json.dumps(fan_out)}")
             results: dict[str, Any] = {
                 "baseline": {name: measured[name] for name in bare},
                 "emulator": {name: measured[name] for name in own},
@@ -492,6 +495,7 @@ def main() -> int:
                     for peer, named in measured_peers.items()
                 },
                 "slow_clients": slow,
+                "events": fan_out,
             }
             results["ratios"] = {key: round(value, 3) for key, value in ratio.items()}
             results["targets"] = targets(results["emulator"], ratio, slow, list(measured_peers))
