@@ -22,8 +22,21 @@ TEST_REFERENCE = ROOT / "tests" / "reference"
 """Byte copies of the vendor's files that only the tests read."""
 GUIDE = TEST_REFERENCE / "cc-managing-agent-status.md"
 OFFICIAL_OPENAPI = ROOT / "schemas" / "official-openapi.json"
-REFERENCE_COPIES = [OFFICIAL_OPENAPI, *sorted(TEST_REFERENCE.iterdir())]
-"""Every in-repo copy of a file of ``../shared/reference/``, under the same name."""
+REFERENCE_COPIES = [
+    OFFICIAL_OPENAPI,
+    *sorted(path for path in TEST_REFERENCE.rglob("*") if path.is_file()),
+]
+"""Every in-repo copy of a file of ``../shared/reference/``, under the same name (below
+``tests/reference/``, at the same path)."""
+VENDOR_STREAM_CLIENT = TEST_REFERENCE / "streaming" / "examples" / "python.mdx"
+"""The vendor's own Python client of the Event Streaming service, in its page."""
+
+
+def reference_name(copy: Path) -> Path:
+    """Where ``copy`` is in ``../shared/reference/``."""
+    return (
+        copy.relative_to(TEST_REFERENCE) if copy.is_relative_to(TEST_REFERENCE) else Path(copy.name)
+    )
 
 
 def official_document() -> dict[str, Any]:
