@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
@@ -247,3 +248,27 @@ def test_a_refusal_is_an_api_error_with_its_status() -> None:
     with pytest.raises(ApiError) as refused_error:
         open_subscription(backend, "/api/streaming/v1/x", "", {}, LegacyTimes())
     assert refused_error.value.status == 404
+
+
+def test_the_limit_and_resuming_hold_across_two_workers(tmp_path: Path) -> None:
+    """Connections land on either worker; the subscriptions are one shared record."""
+    with serve(tmp_path, "--workers", "2", "--state", str(tmp_path / "state.db")) as two:
+
+        async def scenario() -> tuple[int, list[int]]:
+            sockets = [
+                await websockets.connect(url(two, subscribe_path(f"w-{n}")), extra_headers=AUTH)
+                for n in range(3)
+            ]
+            fourth = await asyncio.to_thread(refused, two, subscribe_path("w-3"), AUTH)
+            await sockets[0].close()
+            for socket in sockets[1:]:
+                await socket.close()
+            await asyncio.sleep(0.3)
+            set_bob(two, 5)
+            set_bob(two, 4)
+            path = url(two, subscribe_path("w-0"))
+            async with websockets.connect(path, extra_headers=AUTH) as again:
+                missed = [json.loads(await next_message(again)) for _ in range(2)]
+            return fourth, [m["AgentStatusChange"]["newState"] for m in missed]
+
+        assert asyncio.run(scenario()) == (429, [5, 4])
