@@ -99,7 +99,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year no datetime holds is no date
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

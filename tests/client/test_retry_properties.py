@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 import urllib3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support_client import Recorder
 from support_stub import Reply, served
@@ -110,6 +110,8 @@ TRANSIENT = st.builds(
     st.floats(0, 1),
     st.lists(TRANSIENT, max_size=7),
 )
+@example(3, 1.0, 10.0, 1.5, 1.0, [Reply(503, b"busy", "text/plain")] * 2)
+@example(4, 0.5, 8.0, 2.0, 1.0, [Reply(429, b"busy", "text/plain", {"Retry-After": "1.5"})] * 3)
 def test_the_total_wait_stays_within_the_budget(
     attempts: int,
     base: float,
@@ -188,6 +190,10 @@ BOUNDS = st.floats(-5, 5) | st.just(0.0) | st.just(-0.0)
 
 @PROPERTY
 @given(st.integers(-2, 3), BOUNDS, BOUNDS, BOUNDS)
+@example(0, 0.0, 0.0, 0.0)
+@example(1, -0.5, 0.0, 0.0)
+@example(1, 0.0, -0.5, 0.0)
+@example(1, 0.0, 0.0, -0.5)
 def test_a_policy_refuses_no_attempt_and_negative_delays_only(
     attempts: int, base: float, ceiling: float, budget: float
 ) -> None:
@@ -203,6 +209,10 @@ def test_a_policy_refuses_no_attempt_and_negative_delays_only(
 
 @PROPERTY
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**6), 10**6))
+@example(-1.5)
+@example(-0.0)
+@example(float("inf"))
+@example(float("nan"))
 def test_retry_after_seconds_are_clamped_at_zero(seconds: float) -> None:
     finite = seconds == seconds and abs(seconds) != float("inf")
     expected = max(0.0, float(seconds)) if finite else None
@@ -220,8 +230,24 @@ def test_retry_after_as_an_http_date_in_either_zone_form(offset: int, gmt: bool)
     assert max(0.0, offset - 2.0) <= waited <= max(0.0, offset + 1.0)
 
 
+RETRY_AFTER_TEXT = (
+    st.text()
+    | st.from_regex(r"\A[ ]?[-+]?[0-9]{1,12}(\.[0-9]{1,6})?([eE][-+]?[0-9]{1,4})?[ ]?\Z")
+    | st.builds(
+        lambda day, year, zone: f"{day}, 01 Jan {year} 00:00:00 {zone}",
+        st.sampled_from(["Mon", "Thu", "Xyz"]),
+        st.integers(0, 10**25),
+        st.sampled_from(["GMT", "-0000", "+0100", "UTC"]),
+    )
+)
+"""Any text, numbers as a server writes them, and HTTP dates of any year."""
+
+
 @PROPERTY
-@given(st.text())
+@given(RETRY_AFTER_TEXT)
+@example("Mon, 01 Jan 99999999999999999999 00:00:00 GMT")
+@example("-5")
+@example("1e400")
 def test_any_retry_after_text_is_a_wait_or_none(text: str) -> None:
     waited = parse_retry_after(text)
     assert waited is None or waited >= 0
