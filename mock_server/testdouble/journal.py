@@ -74,8 +74,29 @@ def masked_query(query: str) -> dict[str, list[str]]:
     }
 
 
+def _spaced(value: str) -> bool:
+    """Whether a value has whitespace of any kind (credentials need it, after their scheme):
+    a printable value without an ASCII space has none, and both checks are C-fast."""
+    return " " in value or not value.isprintable()
+
+
+_SECRET_NAMES: dict[str, bool] = {}
+"""Header name -> whether it names a secret, for the few names responses carry."""
+_SECRET_NAMES_LIMIT = 512
+
+
 def masked_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(name, mask_header(name, value)) for name, value in headers]
+    """``mask_header`` of each: a value of one word under a name that is not secret holds no
+    credentials (they need a scheme beside them), so only the others are looked at."""
+    shown = []
+    for name, value in headers:
+        secret = _SECRET_NAMES.get(name)
+        if secret is None:
+            secret = is_secret_name(name)
+            if len(_SECRET_NAMES) < _SECRET_NAMES_LIMIT:
+                _SECRET_NAMES[name] = secret
+        shown.append((name, mask_header(name, value) if secret or _spaced(value) else value))
+    return shown
 
 
 _ENVIRON_HEADERS: dict[str, tuple[str, bool] | None] = {}
@@ -111,7 +132,7 @@ def masked_request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
                 known[key] = header
         if header is not None and (value or key.startswith("HTTP_")):
             name, secret = header
-            shown = mask_header(name, value) if secret or " " in value else value
+            shown = mask_header(name, value) if secret or _spaced(value) else value
             headers.append((name, shown))
     return headers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from conftest import (
     DEMO_TENANT,
     DEMO_TOKEN,
@@ -56,6 +57,26 @@ def test_credentials_never_reach_the_journal(client: FlaskClient) -> None:
     text = json.dumps(entries)
     for secret in (DEMO_TOKEN, GUIDE_AUTH_HEADER.split()[1], "abc.def", "adm1n"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("gap", "in_answer"),
+    [("\t", True), ("\xa0", True), ("\u2003", True), ("\x1f", False)],
+    ids=["tab", "no-break space", "em space", "unit separator (no fault header takes it)"],
+)
+def test_credentials_after_any_whitespace_are_masked_in_either_direction(
+    client: FlaskClient, gap: str, in_answer: bool
+) -> None:
+    """A scheme and its credentials apart by a tab or a Unicode space, in a header whose name
+    says nothing, are still credentials: in the request, and in a faulted answer's headers."""
+    secret = GUIDE_AUTH_HEADER.split()[1]
+    if in_answer:
+        echo = {"X-Echo": f"Basic{gap}{secret}"}
+        fault = {"action": {"type": "respond", "status": 503, "headers": echo}, "times": 1}
+        assert client.post("/__admin/faults", json=fault).status_code == 201
+    client.get(api_path(), headers={**AUTH, "X-Forwarded-Thing": f"Basic{gap}{secret}"})
+    text = json.dumps(journal(client))
+    assert secret not in text
 
 
 def test_injected_faults_are_recorded_as_the_client_saw_them(client: FlaskClient) -> None:
