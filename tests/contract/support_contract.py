@@ -28,8 +28,6 @@ REFERENCE_COPIES = [
 ]
 """Every in-repo copy of a file of ``../shared/reference/``, under the same name (below
 ``tests/reference/``, at the same path)."""
-VENDOR_STREAM_CLIENT = TEST_REFERENCE / "streaming" / "examples" / "python.mdx"
-"""The vendor's own Python client of the Event Streaming service, in its page."""
 
 
 def reference_name(copy: Path) -> Path:
