@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mock_server.app import create_app
 from mock_server.core.fixtures import FixtureError, load_fixture
@@ -24,6 +25,7 @@ from mock_server.serving.production import (
 )
 from mock_server.serving.production import serve as serve_with_granian
 from mock_server.serving.threaded import add_listen_options, port_in_use, refuses_remote
+from mock_server.serving.tls import TLSError, TLSFiles, TLSOptions, prepare_tls, tls_directory
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
 from schemas import project_version
 from schemas.wire import API_BASE, agents_path, basic_authorization
@@ -86,11 +88,53 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no access log (by default one line per request on stderr)",
     )
+    add_tls_options(serve)
     add_import_command(commands)
     add_proxy_command(commands)
     add_validate_command(commands)
     add_diff_command(commands)
     return parser
+
+
+def add_tls_options(serve: argparse.ArgumentParser) -> None:
+    tls = serve.add_argument_group(
+        "TLS", "HTTPS for the API and the control plane; any --tls-* option implies --tls"
+    )
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a local CA, made once and kept in "
+        "<--state>.tls/ or $XDG_CACHE_HOME/agentstatus-mock/tls/; the 'TLS CA:' line names its "
+        "file for REQUESTS_CA_BUNDLE / SSL_CERT_FILE",
+    )
+    tls.add_argument("--tls-ca-cert", metavar="FILE", help="sign with this CA (PEM) instead")
+    tls.add_argument("--tls-ca-key", metavar="FILE", help="the key of --tls-ca-cert (PEM)")
+    tls.add_argument(
+        "--tls-cert", metavar="FILE", help="serve this certificate (PEM, chain after it) as it is"
+    )
+    tls.add_argument("--tls-key", metavar="FILE", help="the key of --tls-cert (PEM)")
+
+
+def _tls_files(args: argparse.Namespace) -> TLSFiles | None:
+    """The certificate to serve, or None for plain HTTP; ``TLSError`` for unusable files."""
+    options = TLSOptions(
+        certificate=args.tls_cert,
+        key=args.tls_key,
+        ca_certificate=args.tls_ca_cert,
+        ca_key=args.tls_ca_key,
+    )
+    if not (args.tls or options.any_given()):
+        return None
+    directory = tls_directory(args.state, os.environ)
+    return prepare_tls(options, host=args.host, directory=directory)
+
+
+def _tls_lines(tls: TLSFiles | None) -> list[str]:
+    if tls is None:
+        return []
+    if tls.authority is None:
+        return [f"TLS: serving your certificate {tls.certificate}; clients must trust its issuer."]
+    return [f"TLS CA: {tls.authority}"]
 
 
 def _positive(text: str) -> int:
@@ -103,18 +147,25 @@ def _positive(text: str) -> int:
     return value
 
 
-def start_banner(base_url: str, fixture_path: str | None, document: dict[str, object]) -> str:
-    """The base URL and a curl line that works as pasted (placeholders for a custom token)."""
+def start_banner(
+    base_url: str,
+    fixture_path: str | None,
+    document: dict[str, object],
+    authority: Path | None = None,
+) -> str:
+    """The base URL and a curl line that works as pasted (placeholders for a custom token;
+    ``--cacert`` for the authority of a TLS certificate)."""
     tenants = document["tenants"]
     first = tenants[0] if isinstance(tenants, list) and tenants else None
     lines = [f"Agent Status API emulator on {base_url}{API_BASE}"]
     if first is not None:
         url = f"{base_url}{API_BASE}{agents_path(first['tenant-id'])}"
+        curl = "curl" if authority is None else f"curl --cacert '{authority}'"
         if fixture_path is None:
             header = basic_authorization(first["username"], first["token"])
-            lines.append(f"Try: curl --location '{url}' --header 'Authorization: {header}'")
+            lines.append(f"Try: {curl} --location '{url}' --header 'Authorization: {header}'")
         else:
-            lines.append(f"Try: curl -u '{first['username']}:YOUR_TOKEN' '{url}'")
+            lines.append(f"Try: {curl} -u '{first['username']}:YOUR_TOKEN' '{url}'")
     return "\n".join(lines)
 
 
@@ -141,6 +192,11 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        tls = _tls_files(args)
+    except TLSError as error:
+        print(f"agentstatus-mock: {error}", file=sys.stderr)
+        return 2
     plan = plan_state(args.state, args.workers)
     config = WorkerConfig(
         document=document,
@@ -156,12 +212,16 @@ def serve(args: argparse.Namespace) -> int:
     )
 
     def announce(port: int) -> None:
-        print(start_banner(f"http://{args.host}:{port}", args.fixture, document), flush=True)
+        base_url = f"{'http' if tls is None else 'https'}://{args.host}:{port}"
+        authority = None if tls is None else tls.authority
+        for line in _tls_lines(tls):
+            print(line)
+        print(start_banner(base_url, args.fixture, document, authority), flush=True)
         print(f"Profile: {args.profile}. Control plane: {ADMIN_ROOT}/. Stop with Ctrl-C.")
         print(f"Workers: {args.workers} (granian). State: {plan.description}.", flush=True)
 
     try:
-        serve_with_granian(create_app, config, args.host, args.port, announce)
+        serve_with_granian(create_app, config, args.host, args.port, announce, tls)
     except StateFileError as error:
         print(f"agentstatus-mock: --state {error}", file=sys.stderr)
         return 2

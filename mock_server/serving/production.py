@@ -31,6 +31,7 @@ from mock_server.core.sqlite_store import SQLiteStore
 from mock_server.core.store import MemoryStore, StateStore
 from mock_server.http.context import EXTENSION, EmulatorState
 from mock_server.serving.rsgi import RSGIBridge
+from mock_server.serving.tls import TLSFiles
 from mock_server.serving.watch import FixtureWatcher
 from mock_server.testdouble.shared import remove_shared_test_double, shared_test_double_path
 
@@ -172,9 +173,11 @@ def serve(
     host: str,
     port: int,
     announce: Callable[[int], None],
+    tls: TLSFiles | None = None,
 ) -> None:
-    """Serve until interrupted (Ctrl-C, SIGTERM); ``announce(port)`` once every worker is ready.
-    ``StateFileError`` before anything listens when the state file cannot be used."""
+    """Serve until interrupted (Ctrl-C, SIGTERM), over HTTPS when ``tls`` is given;
+    ``announce(port)`` once every worker is ready. ``StateFileError`` before anything listens
+    when the state file cannot be used."""
     seed_state(config)
     run_workers(
         partial(load_worker_app, factory, config),
@@ -183,6 +186,7 @@ def serve(
         workers=config.workers,
         ready_directory=config.ready_directory,
         announce=announce,
+        tls=tls,
     )
 
 
@@ -194,10 +198,12 @@ def run_workers(
     workers: int,
     ready_directory: str,
     announce: Callable[[int], None],
+    tls: TLSFiles | None = None,
 ) -> None:
     """Granian's ``workers`` processes, each serving the RSGI app ``loader()`` builds (which
-    calls ``mark_ready``); ``announce(port)`` once all of them are ready."""
-    from granian.constants import HTTPModes, Interfaces
+    calls ``mark_ready``), over TLS with ``tls``'s certificate when given; ``announce(port)``
+    once all of them are ready."""
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
@@ -215,6 +221,11 @@ def run_workers(
         websockets=True,
         log_level=LogLevels.warning,
         respawn_failed_workers=True,
+        ssl_cert=None if tls is None else tls.certificate,
+        ssl_key=None if tls is None else tls.key,
+        # granian's default minimum is TLS 1.3, which clients built on OpenSSL 1.0 or an
+        # early Java 8 cannot speak.
+        ssl_protocol_min=SSLProtocols.tls12,
     )
     waiter = threading.Thread(
         target=_announce_when_ready,
@@ -235,14 +246,40 @@ def _announce_when_ready(
     directory: str, workers: int, reservation: socket.socket, announce: Callable[[int], None]
 ) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while ready_workers(directory) < workers:
+    port = int(reservation.getsockname()[1])
+    while ready_workers(directory) < workers or listening_sockets(port) < workers:
         if time.monotonic() > deadline:
             print("agentstatus-mock: the workers did not start; see above.", file=sys.stderr)
             os._exit(1)
         time.sleep(0.02)
-    port = int(reservation.getsockname()[1])
     reservation.close()
     announce(port)
+
+
+TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+TCP_LISTEN = "0A"
+"""The LISTEN state in those tables."""
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port``. On Linux each granian worker binds its own
+    (``SO_REUSEPORT``) only after its app is built and marked ready, a moment in which the
+    port refuses connections (longer under TLS); elsewhere the main process listens before any
+    worker starts, so without the tables there is nothing to wait for."""
+    if not os.path.exists(TCP_TABLES[0]):
+        return sys.maxsize
+    count = 0
+    for table in TCP_TABLES:
+        try:
+            with open(table) as rows:
+                next(rows, None)  # the header
+                for row in rows:
+                    fields = row.split()
+                    local, state = fields[1], fields[3]
+                    count += state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port
+        except OSError:
+            continue  # no IPv6
+    return count
 
 
 def new_ready_directory() -> str:
