@@ -19,6 +19,7 @@ from mock_server.http.context import EXTENSION, EmulatorState
 from mock_server.http.documents import docs
 from mock_server.http.problems import install_error_rendering, render_error
 from mock_server.http.request_ids import RequestIdMiddleware, request_id_of
+from mock_server.http.simulation import install_simulation
 from mock_server.http.validation import EXTENSION as CONTRACT_EXTENSION
 from mock_server.http.validation import ResponseContract, contract_failure, response_violations
 from mock_server.testdouble.journal import DEFAULT_JOURNAL_SIZE
@@ -72,6 +73,7 @@ def create_app(
     app.extensions[EXTENSION] = EmulatorState(backend=backend, admin_token=admin_token)
     app.register_blueprint(admin)
     app.register_blueprint(docs)
+    install_simulation(app)
     contract = ResponseContract.for_profile(backend.profile) if validate_responses else None
     if contract is not None:
         app.extensions[CONTRACT_EXTENSION] = contract

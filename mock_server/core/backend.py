@@ -29,7 +29,7 @@ from mock_server.core.errors import (
     InvalidRequest,
     TenantForbidden,
 )
-from mock_server.core.events import EventSignal
+from mock_server.core.events import EventedStore, EventSignal
 from mock_server.core.profiles import DEFAULT, Profile
 from mock_server.core.store import StateStore, StateWriter
 from schemas.rules import (
@@ -207,6 +207,12 @@ class AgentStatusBackend(StateEditor):
             value = change(state.record(key))
             state.put_record(key, value)
             return value
+
+    @property
+    def evented_store(self) -> EventedStore:
+        """The store as the platform itself writes it (the simulator): agents saved directly,
+        its own events emitted in order among those their changes emit."""
+        return self._store
 
     @property
     def event_signal(self) -> EventSignal:
