@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no access log (by default one line per request on stderr)",
     )
+    serve.add_argument(
+        "--stream-time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the legacy stream's durations (the hour a subscription lasts, the two "
+        f"hours it can be resumed, heartbeats) by this, from {MIN_TIME_SCALE} to 1, so that a "
+        "test need not wait an hour: 0.001 makes the hour 3.6 s (default 1)",
+    )
     add_tls_options(serve)
     add_import_command(commands)
     add_proxy_command(commands)
@@ -144,6 +153,20 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+MIN_TIME_SCALE = 0.0001
+"""The shortest legacy hour: 0.36 s, still many heartbeats long."""
+
+
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not MIN_TIME_SCALE <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from {MIN_TIME_SCALE} to 1, got {text}")
     return value
 
 
@@ -209,6 +232,7 @@ def serve(args: argparse.Namespace) -> int:
         ready_directory=new_ready_directory(),
         watch=args.fixture if args.watch else None,
         access_log=not args.quiet,
+        stream_time_scale=args.stream_time_scale,
     )
 
     def announce(port: int) -> None:

@@ -86,3 +86,11 @@ def test_a_count_below_one_is_refused_naming_the_option(option: str, value: str)
     result = run("agentstatus-mock", "serve", "--port", "0", option, value)
     assert result.returncode == 2
     assert f"argument {option}:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "nan", "fast"])
+def test_a_stream_time_scale_outside_its_range_is_refused_naming_it(value: str) -> None:
+    result = run("agentstatus-mock", "serve", "--port", "0", "--stream-time-scale", value)
+    assert result.returncode == 2
+    [line] = [text for text in result.stderr.strip().splitlines() if "error:" in text]
+    assert "argument --stream-time-scale:" in line and "Traceback" not in result.stderr

@@ -252,6 +252,44 @@ def test_topics_of_one_event_type_or_one_agent_carry_only_theirs(served: Served)
     assert payload(got_prov[0])["AgentProvChange"]["agentId"] == "agX"
 
 
+def test_a_topic_of_one_interaction_type_carries_exactly_those_events(served: Served) -> None:
+    created = f"/ws/v2/reader/persistent/{DEMO_TENANT}/event-v1/InteractionCreated"
+    log = f"/__admin/tenants/{DEMO_TENANT}/events"
+    before = served.fresh("GET", log).json()["last"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with websockets.connect(ws_url(served, created), extra_headers=KEY) as calls:
+            begun = served.fresh("POST", "/__admin/simulation", json={"speed": 0, "seed": 3})
+            assert begun.status_code == 200, begun.text
+            moved = served.fresh("POST", "/__admin/clock", json={"advance-seconds": 900})
+            assert moved.status_code == 200, moved.text
+            seen = []
+            while not await silent_or(calls, seen):
+                pass
+            return seen
+
+    streamed = asyncio.run(scenario())
+    logged = served.fresh("GET", f"{log}?after={before}&limit=1000").json()
+    assert logged["last"] - before < 1000, "more events than one page: shorten the clock move"
+    expected = [
+        entry["event"]
+        for entry in logged["events"]
+        if entry["event"].get("Interaction", {}).get("event") == "InteractionCreated"
+    ]
+    assert expected, "the simulation made no call in 15 simulated minutes"
+    assert streamed == expected
+
+
+async def silent_or(socket: Any, into: list[dict[str, Any]]) -> bool:
+    """True when nothing more arrives; otherwise the message's payload goes ``into``."""
+    try:
+        raw = await asyncio.wait_for(socket.recv(), QUIET_SECONDS)
+    except TimeoutError:
+        return True
+    into.append(payload(decoded(raw)))
+    return False
+
+
 def test_no_more_than_the_receiver_queue_until_acknowledged(served: Served) -> None:
     async def scenario() -> tuple[int, bool, int]:
         async with websockets.connect(

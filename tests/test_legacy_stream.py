@@ -218,6 +218,28 @@ def test_heartbeats_come_and_the_hour_ends_the_subscription() -> None:
     )
 
 
+def test_serve_scales_the_hour_and_the_heartbeats_down(tmp_path: Path) -> None:
+    """``--stream-time-scale 0.0005``: the hour is 1.8 s and a heartbeat comes every 0.05 s."""
+    with serve(tmp_path, "--stream-time-scale", "0.0005") as scaled:
+
+        async def scenario() -> tuple[float, list[str]]:
+            loop = asyncio.get_running_loop()
+            kinds: list[str] = []
+            async with websockets.connect(
+                url(scaled, subscribe_path("short")), extra_headers=AUTH
+            ) as socket:
+                began = loop.time()
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        message = await asyncio.wait_for(socket.recv(), SECONDS)
+                        kinds.append(next(iter(json.loads(message))))
+                return loop.time() - began, kinds
+
+        lasted, kinds = asyncio.run(scenario())
+    assert 1.5 < lasted < SECONDS
+    assert kinds.count("ClientCheck") >= 10
+
+
 def test_after_two_hours_away_an_id_is_a_new_subscription() -> None:
     backend, clock = backend_of_app(), Clock()
     times = LegacyTimes(scale=0.001)

@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from mock_server.core.entities import Agent, EventDraft, FixtureTenant, Tenant
+from mock_server.core.entities import Agent, Event, EventDraft, FixtureTenant, Tenant
 from mock_server.core.store import Revision, StateReader, StateStore, StateWriter
 
 STATUS_CHANGE = "AgentStatusChange"
 PROVISIONING_CHANGE = "AgentProvChange"
+INTERACTION = "Interaction"
+"""The kind of every call event; which one (``InteractionCreated``...) is its body's ``event``."""
 NONE = "none"
 """What the vendor's samples show for a sub-status or reason code that is not set."""
 
@@ -49,6 +51,15 @@ def status_change(agent: Agent, published_ms: int) -> EventDraft:
 def provisioning_change(agent_id: str, added: bool) -> EventDraft:
     body = {"agentId": agent_id, "event": "AgentCreated" if added else "AgentDeleted"}
     return EventDraft(PROVISIONING_CHANGE, agent_id, body)
+
+
+def event_type(event: Event) -> str:
+    """The type an ``event-v1/<type>`` topic names: an ``Interaction`` event's own ``event``."""
+    if event.kind == INTERACTION:
+        named = event.body.get("event")
+        if isinstance(named, str):
+            return named
+    return event.kind
 
 
 def agent_events(before: Agent | None, after: Agent | None, published_ms: int) -> list[EventDraft]:

@@ -45,7 +45,7 @@ import orjson
 from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.entities import Agent, EventDraft, Tenant
 from mock_server.core.errors import ApiError, InvalidRequest
-from mock_server.core.events import EventWriter
+from mock_server.core.events import INTERACTION, EventWriter
 from mock_server.core.store import StateReader
 from schemas.rules import (
     LOGGED_OUT_STATUS_CODE_ITEM_ID,
@@ -55,8 +55,6 @@ from schemas.rules import (
 
 RECORD = "simulation"
 """The store record holding the whole simulation (``StateReader.record``)."""
-INTERACTION = "Interaction"
-"""The key of every interaction event's payload, as in the vendor's samples."""
 QUEUE_ID = 1000
 """The one queue of a simulated tenant (``queueId``, ``queueList``)."""
 HOUR_MS = 3_600_000

@@ -36,7 +36,7 @@ import orjson
 from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.entities import Event
 from mock_server.core.errors import ApiError, InvalidRequest, RouteNotFound
-from mock_server.core.events import PROVISIONING_CHANGE, STATUS_CHANGE
+from mock_server.core.events import PROVISIONING_CHANGE, STATUS_CHANGE, event_type
 from mock_server.http.auth import basic_credentials
 
 STREAMS_EXTENSION = "agentstatus.streams"
@@ -178,7 +178,7 @@ class ReaderRequest:
     def wants(self, event: Event) -> bool:
         if self.namespace == AGENT_NAMESPACE:
             return event.agent_id == self.topic
-        return self.topic == ALL_EVENTS or event.kind == self.topic
+        return self.topic == ALL_EVENTS or event_type(event) == self.topic
 
 
 def open_reader(
@@ -211,6 +211,14 @@ def open_reader(
             f"No topic persistent/{tenant_id}/{namespace}/{topic}: the topics are event-v1/all, "
             "event-v1/<event type> and agent-v1/<agent id>."
         )
+    return reader_request(tenant_id, namespace, topic, params)
+
+
+def reader_request(
+    tenant_id: str, namespace: str, topic: str, params: Mapping[str, str]
+) -> ReaderRequest:
+    """A topic read from where ``messageId`` says, ``receiverQueueSize`` at a time; 400 for
+    either malformed."""
     return ReaderRequest(
         tenant_id,
         namespace,

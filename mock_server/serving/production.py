@@ -61,6 +61,8 @@ class WorkerConfig:
     watch: str | None = None
     """A fixture file to reload when it changes (one worker only)."""
     access_log: bool = True
+    stream_time_scale: float = 1.0
+    """The legacy stream's durations, times this (``serve --stream-time-scale``)."""
 
 
 def ready_workers(directory: str) -> int:
@@ -99,6 +101,7 @@ def load_worker_app(factory: AppFactory, config: WorkerConfig) -> RSGIBridge:
     )
     state: EmulatorState = app.extensions[EXTENSION]
     state.readiness = partial(_readiness, config.ready_directory, config.workers)
+    state.stream_time_scale = config.stream_time_scale
     if config.watch is not None:
         FixtureWatcher(config.watch, state.backend).start()
     mark_ready(config.ready_directory)
