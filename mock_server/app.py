@@ -13,6 +13,7 @@ from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.profiles import Profile, get_profile
 from mock_server.core.store import StateStore
+from mock_server.dashboard.views import install_dashboard
 from mock_server.http.admin import admin
 from mock_server.http.api import AgentStatusApi, ApiRouter
 from mock_server.http.context import EXTENSION, EmulatorState
@@ -74,6 +75,7 @@ def create_app(
     app.register_blueprint(admin)
     app.register_blueprint(docs)
     install_simulation(app)
+    install_dashboard(app)
     contract = ResponseContract.for_profile(backend.profile) if validate_responses else None
     if contract is not None:
         app.extensions[CONTRACT_EXTENSION] = contract

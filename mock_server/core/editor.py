@@ -91,6 +91,13 @@ class StateEditor:
         with self._store.reading() as state:
             return tenant_of(state, tenant_id).to_state(state.agents(tenant_id))
 
+    def api_credentials(self, tenant_id: str) -> tuple[str, str]:
+        """The tenant's username and action token: what the dashboard signs its calls to the
+        API with, on the server, so that the page never holds the token."""
+        with self._store.reading() as state:
+            tenant = tenant_of(state, tenant_id)
+            return tenant.username, tenant.token
+
     def set_api_enabled(self, tenant_id: str, enabled: bool) -> dict[str, Any]:
         with self._store.writing() as state:
             tenant = replace(tenant_of(state, tenant_id), api_enabled=enabled)

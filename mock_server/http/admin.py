@@ -6,13 +6,17 @@ the header ``X-Admin-Token``, checked once before any view.
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, Response, request
 
 from mock_server.core.errors import AdminForbidden, InvalidRequest, excerpt
 from mock_server.http.context import backend_of, read_json_body, state_of
-from mock_server.http.control import ADMIN_HEADER, ADMIN_ROOT
+from mock_server.http.control import (
+    ADMIN_HEADER,
+    ADMIN_QUERY,
+    ADMIN_ROOT,
+    admin_token_matches,
+    cookie_token,
+)
 from mock_server.http.event_stream import message_id, publish_time
 from mock_server.http.parsing import agent_document, api_enabled, events_window, tenant_document
 from mock_server.http.rendering import json_response
@@ -28,6 +32,12 @@ secret and tells nothing but that the emulator serves; the control plane's docum
 published ``admin-openapi.yaml``, the same bytes for every emulator."""
 
 
+COOKIE_ENDPOINTS = frozenset({"dashboard.page", "dashboard.asset"})
+"""What a browser opens by address, with no header: the dashboard's page and its files accept
+the admin token from its cookie (``ADMIN_COOKIE``), and the page from ``?admin-token=``. Every
+call the page then makes sends the header, so another site's form can change nothing."""
+
+
 @admin.before_app_request
 def require_admin_token() -> None:
     """Checked for every path under ``/__admin`` before routing answers, so that without the
@@ -37,9 +47,13 @@ def require_admin_token() -> None:
         return
     if request.path != ADMIN_ROOT and not request.path.startswith(ADMIN_ROOT + "/"):
         return
-    given = request.headers.get(ADMIN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise AdminForbidden(f"The control plane needs a valid {ADMIN_HEADER} header.")
+    if admin_token_matches(expected, request.headers.get(ADMIN_HEADER)):
+        return
+    if request.endpoint in COOKIE_ENDPOINTS and request.method in ("GET", "HEAD"):
+        given = request.args.get(ADMIN_QUERY) or cookie_token(request.headers.get("Cookie"))
+        if admin_token_matches(expected, given):
+            return
+    raise AdminForbidden(f"The control plane needs a valid {ADMIN_HEADER} header.")
 
 
 @admin.get("/health")

@@ -149,8 +149,11 @@ class RSGIBridge:
             return
         headers = {name: value for name, value in scope.headers.items()}
         times = LegacyTimes(self.state.stream_time_scale if self.state is not None else 1.0)
+        admin_token = None if self.state is None else self.state.admin_token
         try:
-            session = open_stream(self.backend, scope.path, scope.query_string, headers, times)
+            session = open_stream(
+                self.backend, scope.path, scope.query_string, headers, times, admin_token
+            )
         except ApiError as refusal:
             protocol.close(int(refusal.status))
             self._log(scope, int(refusal.status), started, "")

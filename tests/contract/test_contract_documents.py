@@ -13,6 +13,7 @@ from support_contract import official_document, operations, parameters
 from mock_server import create_app
 from mock_server.app import api_of
 from mock_server.core.profiles import PROFILES
+from mock_server.http.control import DASHBOARD_STREAM
 from mock_server.http.validation import openapi_path
 from schemas import load_schema
 from schemas.documents import ADMIN_DOCUMENT, API_DOCUMENT, bundle
@@ -144,7 +145,8 @@ def registered_routes(app: Flask) -> set[tuple[str, str]]:
         for route in api_of(app).routes
         for method in route.methods
     }
-    return own | api
+    feed = {("GET", DASHBOARD_STREAM)}  # a WebSocket, answered by http.streams, not Flask
+    return own | api | feed
 
 
 def documented_routes(app: Flask) -> set[tuple[str, str]]:
