@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -192,7 +193,32 @@ def start_banner(
     return "\n".join(lines)
 
 
+SERVING_MODULES = ("fcntl", "granian")
+"""What ``serve`` needs that Python lacks on some platforms (Windows has no ``fcntl``); the
+pytest plugin and ``emulate()`` need neither."""
+
+
+def missing_for_serving() -> list[str]:
+    """The modules of ``SERVING_MODULES`` this Python cannot import."""
+    missing = []
+    for name in SERVING_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def serve(args: argparse.Namespace) -> int:
+    missing = missing_for_serving()
+    if missing:
+        print(
+            f"agentstatus-mock: serve needs {' and '.join(missing)}, which Python lacks on this "
+            f"platform ({sys.platform}): serve runs on Linux and macOS; here use the pytest "
+            "plugin or emulate() (no server process), or run serve under WSL or in a container.",
+            file=sys.stderr,
+        )
+        return 2
     if refuses_remote(
         "agentstatus-mock",
         args.host,

@@ -23,7 +23,6 @@ are closed before any fork (the parent reopens on demand), and the child forgets
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import os
 import sqlite3
@@ -208,6 +207,8 @@ class SQLiteStore:
     def writing(self) -> Iterator[StateWriter]:
         """The one writer: after its commit, and before it lets the next writer in, it bumps
         the revision, so a reader that sees the new revision finds the commit in the file."""
+        import fcntl  # here, not at the top: there is none on Windows, where serve cannot run
+
         shared = self._shared
         connection = self._take()
         try:

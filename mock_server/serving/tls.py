@@ -12,7 +12,6 @@ certificate and key by path (again when one is respawned).
 from __future__ import annotations
 
 import datetime
-import fcntl
 import hashlib
 import ipaddress
 import os
@@ -394,6 +393,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 @contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One start at a time makes or checks the files, so two first starts share one authority."""
+    import fcntl  # here, not at the top: there is none on Windows, where serve cannot run
+
     with open(directory / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

@@ -15,7 +15,6 @@ Nothing here needs to survive a crash (``synchronous=OFF``); the files are made 
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import os
 import random
@@ -71,6 +70,8 @@ class SharedFile:
         self._connection: sqlite3.Connection | None = None
         self._lock_file: IO[bytes] | None = None
         self._map: mmap.mmap | None = None
+        import fcntl  # here, not at the top: there is none on Windows, where serve cannot run
+
         connection = self._open()
         assert self._lock_file is not None
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
@@ -131,6 +132,8 @@ class SharedFile:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """The writers' lock alone, for what lives beside the database (the journal)."""
+        import fcntl
+
         with self._thread_lock:
             self._open()
             assert self._lock_file is not None
@@ -142,6 +145,8 @@ class SharedFile:
 
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
+        import fcntl
+
         with self._thread_lock:
             connection = self._open()
             assert self._lock_file is not None
