@@ -1,4 +1,4 @@
-"""The retry policy by property: only what the README's table allows is repeated, for every
+"""The retry policy by property: only what the table of docs/client.md allows is repeated, for every
 error status and transport failure; the total wait stays within the budget; the documented
 defaults; ``Retry-After`` in seconds or as an HTTP date, clamped at zero. Time is a recorder
 (``support_client.Recorder``): nothing really sleeps."""
@@ -37,7 +37,7 @@ CALLS: dict[str, tuple[Callable[[AgentStatusClient], object], Reply]] = {
     ),
 }
 REPEATABLE_CALLS = {"get", "list", "set 3", "set 5"}
-"""The README's table, written out here so that a change to the module shows: the columns."""
+"""docs/client.md's table, written out here so that a change to the module shows: the columns."""
 NOT_PROCESSED = {429, 503}
 MAYBE_PROCESSED = {500, 502, 504}
 
@@ -61,7 +61,7 @@ TRANSPORT: dict[str, tuple[Callable[[], requests.RequestException], bool]] = {
 
 
 def repeated(call: str, failure: Reply) -> bool:
-    """Whether the client sends the request again after ``failure``, as the README says."""
+    """Whether the client sends the request again after ``failure``, as docs/client.md says."""
     if failure.fail is not None:
         maybe_processed = next(sent for make, sent in TRANSPORT.values() if make is failure.fail)
         return call in REPEATABLE_CALLS or not maybe_processed

@@ -32,7 +32,7 @@ per request, never by switching a check off:
   concrete path's methods.
 
 In the ``default`` profile these checks are also excluded, each for a point that profile
-answers differently from the reference on purpose (README, "Profiles"):
+answers differently from the reference on purpose (docs/rules-and-profiles.md):
 
 - ``content_type_conformance``: its errors are ``application/problem+json`` (RFC 7807's own
   type), the reference's ``default`` response says ``application/json``.

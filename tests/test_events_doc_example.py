@@ -1,4 +1,4 @@
-"""The README's event-stream example runs as written, against a real ``serve`` (its
+"""The event-stream example of docs/events.md runs as written, against a real ``serve`` (its
 ``localhost:8080`` pointed at the test's server), and prints the change it made."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support_serving import serve
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 MARKER = "Listening while changing a status"
 
 
