@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.runtime
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
 .PHONY: install run test lint typecheck fuzz contract-live clean bench
 
+# The development install (tests, linters, type checker) implies the runtime one.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# Serving needs the runtime alone: `make run` on a fresh clone installs no dev tools.
+$(RUNTIME_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/agentstatus-mock serve --host $(HOST) --port $(PORT)
 
 # The contract kit against the emulator in the two strict profiles (`pytest -n 2` above runs it
