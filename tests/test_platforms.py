@@ -120,6 +120,23 @@ def test_the_cli_explains_itself_without_the_posix_modules(tmp_path: Path) -> No
     assert (helped.returncode, helped.stderr) == (0, "")
     assert helped.stdout.startswith("usage: agentstatus-mock")
     assert "serve" in helped.stdout
+    commands = ("serve", "import", "proxy", "validate-recording", "diff")
+    each = run_blocked(
+        f"""
+        from mock_server.cli import main
+
+        for command in {commands!r}:
+            try:
+                main([command, "--help"])
+            except SystemExit as exit:
+                print(command, exit.code)
+        """,
+        cwd=tmp_path,
+    )
+    assert each.stderr == ""
+    for command in commands:
+        assert f"usage: agentstatus-mock {command}" in each.stdout
+        assert f"\n{command} 0\n" in f"\n{each.stdout}"
 
 
 def test_serve_refuses_in_one_line_naming_the_platform(tmp_path: Path) -> None:
