@@ -5,16 +5,17 @@ never holds the tenant's token)."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.datastructures import Headers
-from werkzeug.test import EnvironBuilder, run_wsgi_app
+from werkzeug.test import EnvironBuilder
 
 from mock_server.core.errors import InvalidRequest, RouteNotFound
-from mock_server.http.context import backend_of, read_json_body, state_of
+from mock_server.http.context import RAW_BODY_KEY, backend_of, read_json_body, state_of
 from mock_server.http.control import (
     ADMIN_COOKIE,
     ADMIN_HEADER,
@@ -24,8 +25,9 @@ from mock_server.http.control import (
     DASHBOARD_STREAM,
 )
 from mock_server.http.rendering import json_response
+from mock_server.testdouble.middleware import DEFER_LATENCY_KEY, LatencyDeferred
 from schemas.rules import AgentStatus
-from schemas.wire import API_BASE, agent_path, basic_authorization
+from schemas.wire import API_BASE, BULK_SEGMENT, agent_path, basic_authorization
 
 dashboard = Blueprint("dashboard", __name__, url_prefix=DASHBOARD_PATH)
 
@@ -93,36 +95,116 @@ def asset(name: str) -> Response:
     return Response(_static(name), mimetype=media_type, headers=SECURITY_HEADERS)
 
 
+PENDING_KEY = "agentstatus.dashboard.pending"
+"""Where the view leaves the API call a fault's latency deferred (``LatencyDeferred``), for
+``DeferredAnswers`` to hand to the server."""
+RESUMED_KEY = "agentstatus.dashboard.resumed"
+"""Where ``DeferredAnswers`` puts the deferred call's answer when the view runs again."""
+
+
 @dashboard.post("/tenants/<tenant_id>/agents/<agent_id>/status")
 def set_status_through_api(tenant_id: str, agent_id: str) -> Response:
-    """The body, sent as the public API's single set for this agent with the tenant's
-    credentials, through the whole emulator (its rules, the 403 gate, faults and journal);
-    the API's answer comes back as ``status``, ``content-type`` and ``body`` (text)."""
+    """The body, sent as it came as the public API's single set for this agent with the
+    tenant's credentials, through the whole emulator (its rules, the 403 gate, faults and
+    journal); the API's answer comes back as ``status``, ``content-type`` and ``body`` (text).
+    A fault's latency is waited out as the server waits out the API's own (not in its loop)."""
+    resumed = request.environ.get(RESUMED_KEY)
+    if isinstance(resumed, dict):
+        return json_response(resumed)
     body = read_json_body()
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object: the API call's body.")
-    username, token = backend_of().api_credentials(tenant_id)
+    backend = backend_of()
+    if agent_id == BULK_SEGMENT and "PUT" in backend.profile.bulk_methods:
+        raise RouteNotFound(
+            f"No single set for an agent {BULK_SEGMENT!r}: this profile's "
+            f"PUT .../agents/{BULK_SEGMENT} is the bulk set."
+        )
+    username, token = backend.api_credentials(tenant_id)
+    raw = request.environ.get(RAW_BODY_KEY)  # the bytes as sent: the API judges them itself
     environ = EnvironBuilder(
         method="PUT",
         path=API_BASE + agent_path(tenant_id, agent_id),
-        data=orjson.dumps(body),
+        data=raw if isinstance(raw, bytes) else _encoded(body),
         content_type="application/json",
         headers=Headers({"Authorization": basic_authorization(username, token)}),
     ).get_environ()
-    try:
-        chunks, status, headers = run_wsgi_app(current_app.wsgi_app, environ, buffered=True)
-        text = b"".join(chunks).decode("utf-8", "replace")
-    except ConnectionResetError:
-        return json_response(
-            {"status": 0, "content-type": None, "body": "The API dropped the connection (a fault)."}
+    if request.environ.get(DEFER_LATENCY_KEY):
+        environ[DEFER_LATENCY_KEY] = True
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        answer["status"] = int(status.split(" ", 1)[0])
+        answer["content-type"] = next(
+            (value for name, value in headers if name.lower() == "content-type"), None
         )
-    answer: dict[str, Any] = {
-        "status": int(status.split(" ", 1)[0]),
-        "content-type": headers.get("Content-Type"),
-        "body": text,
-    }
-    return json_response(answer)
+        return _no_write
+
+    def finish(run: Callable[[], Iterable[bytes]]) -> dict[str, Any]:
+        try:
+            text = b"".join(run()).decode("utf-8", "replace")
+        except ConnectionResetError:
+            return {"status": 0, "content-type": None, "body": DROPPED}
+        return {**answer, "body": text}
+
+    app = current_app.wsgi_app
+    try:
+        return json_response(finish(lambda: app(environ, start_response)))
+    except LatencyDeferred as deferred:
+        resume = deferred.resume  # the name ``deferred`` ends with this block
+        request.environ[PENDING_KEY] = LatencyDeferred(
+            deferred.seconds, lambda: [orjson.dumps(finish(resume))]
+        )
+        return Response(status=204)  # not sent: DeferredAnswers answers after the wait
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as error:
+        raise InvalidRequest(f"The request body cannot be sent on: {error}.") from None
+
+
+DROPPED = "The API dropped the connection (a fault)."
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the emulator's app never uses start_response's write()")
+
+
+class DeferredAnswers:
+    """Around the Flask app: a dashboard call whose API call a fault's latency deferred is
+    handed to the server as ``LatencyDeferred`` (what it was not sent is dropped), and when
+    the server has waited, the view runs again with the API's answer (``RESUMED_KEY``)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get(DEFER_LATENCY_KEY):
+            return self.app(environ, start_response)
+        started: list[tuple[Any, ...]] = []
+
+        def held(*args: Any) -> Callable[[bytes], object]:
+            started.append(args)
+            return _no_write
+
+        chunks = self.app(environ, held)
+        pending = environ.pop(PENDING_KEY, None)
+        if not isinstance(pending, LatencyDeferred):
+            start_response(*started[-1])
+            return chunks
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+        def resume() -> Iterable[bytes]:
+            environ[RESUMED_KEY] = orjson.loads(b"".join(pending.resume()))
+            return self.app(environ, start_response)
+
+        raise LatencyDeferred(pending.seconds, resume)
 
 
 def install_dashboard(app: Flask) -> None:
     app.register_blueprint(dashboard)
+    app.wsgi_app = DeferredAnswers(app.wsgi_app)  # type: ignore[method-assign]

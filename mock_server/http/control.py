@@ -4,7 +4,7 @@ handle on a running emulator (``harness``, the contract kit) imports it without 
 from __future__ import annotations
 
 import hmac
-from http.cookies import CookieError, SimpleCookie
+import re
 
 ADMIN_ROOT = "/__admin"
 ADMIN_HEADER = "X-Admin-Token"
@@ -27,13 +27,28 @@ def admin_token_matches(expected: str, given: str | None) -> bool:
 
 
 def cookie_token(cookie_header: str | None) -> str | None:
-    """The admin token of a ``Cookie`` header, or None."""
+    """The admin token of a ``Cookie`` header, or None. Every port of a host shares one cookie
+    jar, so the header carries other tools' cookies, of any form: each ``;``-separated pair is
+    read alone (``http.cookies`` gives up on the whole header at the first it dislikes)."""
     if not cookie_header:
         return None
-    jar = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except CookieError:
-        return None
-    morsel = jar.get(ADMIN_COOKIE)
-    return None if morsel is None else morsel.value
+    for pair in cookie_header.split(";"):
+        name, equals, value = pair.partition("=")
+        if equals and name.strip() == ADMIN_COOKIE:
+            return _unquoted(value.strip())
+    return None
+
+
+_ESCAPE = re.compile(rb"\\([0-3][0-7]{2}|.)", re.DOTALL)
+
+
+def _unquoted(value: str) -> str:
+    """A value as Werkzeug's ``dump_cookie`` quoted it (in ``"``, with ``\\"``, ``\\\\`` and
+    octal escapes of the UTF-8 bytes it may not hold), or a plain one as it is."""
+    if len(value) < 2 or not value.startswith('"') or not value.endswith('"'):
+        return value
+    raw = value[1:-1].encode("utf-8", "surrogateescape")
+    escaped = _ESCAPE.sub(
+        lambda m: m[1] if len(m[1]) == 1 else int(m[1], 8).to_bytes(1, "big"), raw
+    )
+    return escaped.decode("utf-8", "replace")
