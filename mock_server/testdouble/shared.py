@@ -60,30 +60,48 @@ def remove_shared_test_double(path: Path) -> None:
             Path(f"{path}{suffix}").unlink()
 
 
+_forks = [0]
+"""How many forks this process is away from the one that imported this module."""
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, where serve cannot run
+    os.register_at_fork(after_in_child=_count_fork)
+
+
 class SharedFile:
-    """The SQLite file and its lock: one connection per process, writers serialised."""
+    """The SQLite file and its lock: one connection per process, writers serialised.
+
+    A forked child opens its own connection, lock file and mapping on first use (SQLite's locks
+    are per process, and an inherited descriptor would share the parent's ``flock``), leaving
+    the parent's untouched. A fork hook counts forks, so that every request learns it is still
+    in the process that opened them without a ``getpid()`` system call."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread_lock = threading.Lock()
-        self._pid = -1
+        self._opened_at = -1
         self._connection: sqlite3.Connection | None = None
         self._lock_file: IO[bytes] | None = None
+        self._lock_fd = -1
         self._map: mmap.mmap | None = None
         import fcntl  # here, not at the top: there is none on Windows, where serve cannot run
 
+        self._flock = fcntl.flock
+        self._exclusive, self._unlock = fcntl.LOCK_EX, fcntl.LOCK_UN
         connection = self._open()
-        assert self._lock_file is not None
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._flock(self._lock_fd, self._exclusive)
         try:
             connection.executescript(SCHEMA)
         finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._flock(self._lock_fd, self._unlock)
 
     def _open(self) -> sqlite3.Connection:
-        """This process's connection; a forked child opens its own (SQLite's locks are per
-        process), leaving the parent's untouched."""
-        if self._pid != os.getpid() or self._connection is None:
+        """This process's connection, opened with the lock file and its mapping."""
+        if self._opened_at != _forks[0] or self._connection is None:
             connection = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -93,25 +111,29 @@ class SharedFile:
             if os.fstat(lock_file.fileno()).st_size < COUNTERS.size:
                 os.ftruncate(lock_file.fileno(), COUNTERS.size)
             self._map = mmap.mmap(lock_file.fileno(), COUNTERS.size)
-            self._connection, self._lock_file, self._pid = connection, lock_file, os.getpid()
+            self._connection, self._lock_file = connection, lock_file
+            self._lock_fd, self._opened_at = lock_file.fileno(), _forks[0]
         return self._connection
 
     def close(self) -> None:
         """Close this process's connection, mapping and lock file."""
-        if self._pid == os.getpid():
+        if self._opened_at == _forks[0]:
             if self._map is not None:
                 self._map.close()
             if self._lock_file is not None:
                 self._lock_file.close()
             if self._connection is not None:
                 self._connection.close()
-        self._connection, self._lock_file, self._map, self._pid = None, None, None, -1
+        self._connection, self._lock_file, self._map, self._opened_at = None, None, None, -1
+        self._lock_fd = -1
 
     def counters(self) -> tuple[int, int]:
-        self._open()
+        """(changes, count) of the faults, read from the mapping: no lock, no SQL."""
+        if self._opened_at != _forks[0] or self._map is None:
+            self._open()
         assert self._map is not None
         changes, count = COUNTERS.unpack_from(self._map)
-        return int(changes), int(count)
+        return changes, count
 
     def set_fault_count(self, count: int) -> None:
         """Under ``writing()``: the faults changed; ``count`` of them exist now."""
@@ -129,38 +151,39 @@ class SharedFile:
             finally:
                 connection.execute("COMMIT")
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """The writers' lock alone, for what lives beside the database (the journal)."""
-        import fcntl
+    def locked(self) -> SharedFile:
+        """The writers' lock alone, for what lives beside the database (the journal):
+        ``with shared.locked():``. A class's ``__enter__``/``__exit__``, not a generator: the
+        journal takes it on every request."""
+        return self
 
-        with self._thread_lock:
-            self._open()
-            assert self._lock_file is not None
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._opened_at != _forks[0] or self._connection is None:
+                self._open()
+            self._flock(self._lock_fd, self._exclusive)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._flock(self._lock_fd, self._unlock)
+        finally:
+            self._thread_lock.release()
 
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
-        import fcntl
-
-        with self._thread_lock:
+        with self:
             connection = self._open()
-            assert self._lock_file is not None
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
 
 def _rng_state(rng: random.Random) -> bytes:
@@ -281,45 +304,57 @@ def _fault(fault_id: str, definition: bytes, hits: int, remaining: int | None, r
 
 
 def _encode(exchange: Exchange) -> tuple[bytes, bytes, bytes]:
-    """The fields as JSON and the two bodies (a body kept only as its size goes in the JSON)."""
-    fields = {
-        "method": exchange.method,
-        "path": exchange.path,
-        "query": exchange.query,
-        "fault": exchange.fault,
-        "request_headers": exchange.request_headers,
-        "started": exchange.started,
-        "outcome": exchange.outcome,
-        "status": exchange.status,
-        "duration_ms": exchange.duration_ms,
-        "response_headers": exchange.response_headers,
-        "sizes": [
-            body if isinstance(body, int) else None
-            for body in (exchange.request_body, exchange.response_body)
-        ],
-    }
-    request_body, response_body = (
-        b"" if isinstance(body, int) else body
-        for body in (exchange.request_body, exchange.response_body)
+    """The fields as a JSON array (``_FIELDS`` in order; a body kept only as its size goes
+    there too) and the two bodies. An array rather than an object: it is built and written
+    on every API request, and only ``_decode`` reads it."""
+    request_body, response_body = exchange.request_body, exchange.response_body
+    fields = (
+        exchange.method,
+        exchange.path,
+        exchange.query,
+        exchange.fault,
+        exchange.request_headers,
+        exchange.started,
+        exchange.outcome,
+        exchange.status,
+        exchange.duration_ms,
+        exchange.response_headers,
+        request_body if isinstance(request_body, int) else None,
+        response_body if isinstance(response_body, int) else None,
     )
-    return orjson.dumps(fields), request_body, response_body
+    return (
+        orjson.dumps(fields),
+        b"" if isinstance(request_body, int) else request_body,
+        b"" if isinstance(response_body, int) else response_body,
+    )
 
 
 def _decode(exchange_id: int, fields: bytes, request_body: bytes, response_body: bytes) -> Exchange:
-    data = orjson.loads(fields)
-    request_size, response_size = data["sizes"]
-    response_headers = data["response_headers"]
+    (
+        method,
+        path,
+        query,
+        fault,
+        request_headers,
+        started,
+        outcome,
+        status,
+        duration_ms,
+        response_headers,
+        request_size,
+        response_size,
+    ) = orjson.loads(fields)
     return Exchange(
-        method=data["method"],
-        path=data["path"],
-        query=data["query"],
-        fault=data["fault"],
-        request_headers=[(name, value) for name, value in data["request_headers"]],
+        method=method,
+        path=path,
+        query=query,
+        fault=fault,
+        request_headers=[(name, value) for name, value in request_headers],
         request_body=request_body if request_size is None else request_size,
-        started=data["started"],
-        outcome=data["outcome"],
-        status=data["status"],
-        duration_ms=data["duration_ms"],
+        started=started,
+        outcome=outcome,
+        status=status,
+        duration_ms=duration_ms,
         response_headers=None
         if response_headers is None
         else [(name, value) for name, value in response_headers],
@@ -348,28 +383,31 @@ class SharedJournal:
         self.size = size
         self.slot = max(MIN_SLOT_BYTES, JOURNAL_BYTES // size)
         self._path = Path(f"{shared.path}.journal")
-        self._pid = -1
+        self._mapped_at = -1
         self._map: mmap.mmap | None = None
 
     def _mapped(self) -> mmap.mmap:
-        if self._map is None or self._pid != os.getpid():
+        """This process's mapping (a forked child maps the file anew)."""
+        if self._map is None or self._mapped_at != _forks[0]:
             length = JOURNAL_HEADER.size + self.size * self.slot
             with open(self._path, "a+b") as file:
                 if os.fstat(file.fileno()).st_size < length:
                     os.ftruncate(file.fileno(), length)
                 self._map = mmap.mmap(file.fileno(), length)
-            self._pid = os.getpid()
+            self._mapped_at = _forks[0]
         return self._map
 
     def close(self) -> None:
-        if self._map is not None and self._pid == os.getpid():
+        if self._map is not None and self._mapped_at == _forks[0]:
             self._map.close()
-        self._map, self._pid = None, -1
+        self._map, self._mapped_at = None, -1
 
     def _offset(self, exchange_id: int) -> int:
         return JOURNAL_HEADER.size + (exchange_id % self.size) * self.slot
 
     def record(self, exchange: Exchange) -> None:
+        """Encoded before the lock is taken; under it, one copy into the slot (its header
+        and the bytes together) and the journal's header."""
         fields, request_body, response_body = _encode(exchange)
         if SLOT_HEADER.size + len(fields) + len(request_body) + len(response_body) > self.slot:
             exchange.request_body = len(request_body) or exchange.request_body
@@ -379,17 +417,18 @@ class SharedJournal:
             exchange.request_headers = [("X-Emulator-Note", "headers too large to record")]
             exchange.response_headers = None
             fields, request_body, response_body = _encode(exchange)
+        lengths = (len(fields), len(request_body), len(response_body))
+        body = fields + request_body + response_body
+        journal = self._mapped()
         with self.shared.locked():
-            journal = self._mapped()
             next_id, floor = JOURNAL_HEADER.unpack_from(journal)
-            exchange.id = max(next_id, 1)
-            offset = self._offset(exchange.id)
-            body = fields + request_body + response_body
-            journal[offset + SLOT_HEADER.size : offset + SLOT_HEADER.size + len(body)] = body
-            SLOT_HEADER.pack_into(
-                journal, offset, exchange.id, len(fields), len(request_body), len(response_body)
+            exchange_id = next_id or 1
+            offset = JOURNAL_HEADER.size + (exchange_id % self.size) * self.slot
+            journal[offset : offset + SLOT_HEADER.size + len(body)] = (
+                SLOT_HEADER.pack(exchange_id, *lengths) + body
             )
-            JOURNAL_HEADER.pack_into(journal, 0, exchange.id + 1, floor)
+            JOURNAL_HEADER.pack_into(journal, 0, exchange_id + 1, floor)
+        exchange.id = exchange_id
 
     def _window(self, journal: mmap.mmap) -> list[Exchange]:
         next_id, floor = JOURNAL_HEADER.unpack_from(journal)

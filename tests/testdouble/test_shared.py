@@ -8,6 +8,8 @@ sees, and a script of operations run on the one-process classes and, alternately
 from __future__ import annotations
 
 import os
+import select
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +160,42 @@ def test_a_new_run_starts_with_no_fault_and_an_empty_journal(
     opened.extend([again, again_journal])
     assert SharedFaults(again).all() == []
     assert again_journal.entries() == []
+
+
+def test_a_forked_worker_takes_the_lock_on_its_own_descriptor(
+    workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
+) -> None:
+    """granian forks its workers: a child that kept the parent's descriptor of ``FILE.lock``
+    would share the parent's ``flock`` and write the journal while the parent holds it."""
+    shared = workers[0]
+    journal = SharedJournal(shared, 10)
+    opened.append(journal)
+    journal.record(exchange(1))  # opened and mapped in the parent before the fork
+    ready_read, ready_write = os.pipe()
+    done_read, done_write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12 warns about fork() when the test process runs other threads; the child
+        # below only records one exchange and leaves by os._exit.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the forked child
+        try:
+            os.read(ready_read, 1)  # the parent holds the lock now
+            journal.record(exchange(2))
+            os.write(done_write, b"x")
+        finally:
+            os._exit(0)
+    try:
+        with shared.locked():
+            os.write(ready_write, b"x")
+            ready, _, _ = select.select([done_read], [], [], 0.5)
+            assert not ready, "the child recorded while the parent held the lock"
+        ready, _, _ = select.select([done_read], [], [], 10)
+        assert ready, "the child never recorded"
+    finally:
+        _, status = os.waitpid(child, 0)
+        for descriptor in (ready_read, ready_write, done_read, done_write):
+            os.close(descriptor)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [entry["query"] for entry in journal.entries()] == [{"n": ["1"]}, {"n": ["2"]}]
+    assert [entry["id"] for entry in journal.entries()] == [1, 2]
