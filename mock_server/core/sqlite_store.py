@@ -102,6 +102,7 @@ WHERE tenant_id = ? AND agent_id = ?
 """
 REVISION = struct.Struct("<QQ")
 """The two counters of ``Revision`` at the start of ``FILE.lock``, little-endian."""
+_unpack_revision = REVISION.unpack_from
 SAVE_TENANT = f"""
 INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET
@@ -255,14 +256,18 @@ class _SharedFile:
             # Only ever grows the file: a process racing here cannot zero the counters.
             os.ftruncate(self.file.fileno(), REVISION.size)
         self._map = mmap.mmap(self.file.fileno(), REVISION.size)
+        self._last = Revision(-1, -1)
 
     def revision(self) -> Revision | None:
         """The counters, or None while a commit is under way (``state`` odd) or they changed
-        while being read: the caller then trusts no cache."""
-        state, tenants = REVISION.unpack_from(self._map)
-        if state % 2 or REVISION.unpack_from(self._map) != (state, tenants):
+        while being read: the caller then trusts no cache. Read on every API request (twice),
+        so the ``Revision`` of unchanged counters is the one made last time."""
+        counters = _unpack_revision(self._map)
+        if counters[0] % 2 or _unpack_revision(self._map) != counters:
             return None
-        return Revision(state, tenants)
+        if counters != self._last:
+            self._last = Revision._make(counters)
+        return self._last
 
     def begin_commit(self) -> None:
         """Make ``state`` odd. Called by the writer holding the lock, so no other process
