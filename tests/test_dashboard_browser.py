@@ -10,6 +10,7 @@ import base64
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import requests
 import websockets
 from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path, basic
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from support_serving import Served, serve, serve_threaded
 
 from schemas.rules import AgentStatus
@@ -333,3 +334,132 @@ def test_the_feed_refuses_a_page_of_another_origin_and_a_missing_token(locked: S
     assert handshake({**cookie, "Origin": "http://evil.example"}) == 403
     assert handshake({**cookie, "Origin": locked.base}) == 101
     assert handshake({"X-Admin-Token": ADMIN_TOKEN}) == 101
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>&amp;'
+"""Markup where the page shows text: it must appear as these characters, and run nothing."""
+
+
+def hostile_tenant(served: Served) -> str:
+    """A copy of the demo tenant whose every name, list name and short code is markup."""
+    tenant = served.fresh("GET", f"/__admin/tenants/{DEMO_TENANT}").json()
+    document = {key: tenant[key] for key in ("username", "status-code-lists", "groups")}
+    document["token"] = "hostile-token"
+    document["username"] = "hostile-user"
+    for code_list in document["status-code-lists"]:
+        code_list["name"] = HOSTILE
+        for item in code_list["items"]:
+            item["short-code"] = HOSTILE
+    for group in document["groups"]:
+        group["name"] = HOSTILE
+    document["agents"] = [
+        {**{k: v for k, v in agent.items() if k != "status-code-item-short-code"}, "name": HOSTILE}
+        for agent in tenant["agents"]
+    ]
+    answer = served.fresh("PUT", "/__admin/tenants/hostile-1", json=document)
+    assert answer.status_code in (200, 201), answer.text
+    return "hostile-1"
+
+
+def test_markup_in_names_codes_journal_and_faults_is_shown_as_text(
+    page: Page, served: Served
+) -> None:
+    tenant_id = hostile_tenant(served)
+    fault = {"match": {"path": f"/api/{HOSTILE}"}, "action": {"type": "respond", "status": 503}}
+    assert served.fresh("POST", "/__admin/faults", json=fault).status_code == 201
+    served.fresh("GET", f"/api/v1/tenants/{tenant_id}/agentstatus/agents/{HOSTILE}")
+    page.goto(f"{served.base}/__admin/dashboard#tenant={tenant_id}")
+    page.reload()  # the tenant list is read when the page opens
+    first = page.locator("article.agent").first
+    expect(first.locator("h4")).to_have_text(HOSTILE, timeout=WAIT_MS)
+    expect(page.locator("section.group h3").first).to_contain_text(HOSTILE)
+    agent = next(a for a in tenant_agents(served) if a.get("status-code-list-id", -1) > 0)
+    expect(card(page, agent["agent-id"]).locator(".code")).to_contain_text(HOSTILE)
+    expect(page.locator("#faults tbody")).to_contain_text("<script>window.pwned=2</script>")
+    expect(page.locator("#journal tbody")).to_contain_text("<img src=x", timeout=WAIT_MS)
+    first.locator("summary").click()
+    expect(first.locator('select[name="status-code"]')).to_be_visible()
+    assert page.locator("main img, main script, main iframe").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def fulfilled(body: str, route: Route) -> None:
+    route.fulfill(content_type="text/html", body=body)
+
+
+def test_a_cross_origin_form_with_the_cookie_changes_nothing(
+    browser: Browser, locked: Served
+) -> None:
+    """Another port of 127.0.0.1 is the same site: the browser sends the cookie with its form
+    POST, and the control plane, which takes the cookie for the page alone, refuses it."""
+    headers = {"X-Admin-Token": ADMIN_TOKEN}
+    assert locked.fresh("POST", "/__admin/reset", headers=headers).status_code == 200
+    assert locked.fresh("PUT", api_path(suffix=f"/{BOB}"), json={"agent-status": 5}).ok
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{locked.base}/__admin/dashboard?admin-token={ADMIN_TOKEN}")
+    expect(page.locator("article.agent").first).to_be_visible(timeout=WAIT_MS)
+    other = locked.port + 1 if locked.port < 65535 else 1024
+    for index, path in enumerate(["/__admin/reset", f"/__admin/tenants/{DEMO_TENANT}/reset"]):
+        evil = f"http://127.0.0.1:{other}/evil{index}"
+        form = f'<form method="post" action="{locked.base}{path}"><input name="a" value="b"></form>'
+        body = f"<body>{form}<script>document.forms[0].submit();</script></body>"
+        attacker = context.new_page()  # a tab of its own per form
+        attacker.route(evil, partial(fulfilled, body))
+        with attacker.expect_response(lambda answer: answer.request.method == "POST") as posted:
+            attacker.goto(evil, wait_until="commit")
+        assert posted.value.status == 403
+        sent = posted.value.request.all_headers()
+        assert f"agentstatus-admin={ADMIN_TOKEN}" in sent.get("cookie", ""), sent
+    context.close()
+    assert api_status(locked, BOB) == 5
+
+
+def test_a_change_while_the_board_is_read_is_not_lost(page: Page, served: Served) -> None:
+    """The tenant's state may leave the server before an event the feed brings first: the
+    page applies that event again on the state it then receives."""
+    url = f"{served.base}/__admin/tenants/{DEMO_TENANT}"
+    seen: list[str] = []
+
+    def late(route: Any) -> None:
+        stale = route.fetch()  # read before the change below
+        if not seen:
+            seen.append("held")
+            assert served.fresh("PUT", api_path(suffix=f"/{BOB}"), json={"agent-status": 5}).ok
+            page.wait_for_timeout(400)  # the feed's message comes first
+        route.fulfill(response=stale)
+
+    page.route(url, late)
+    page.locator("#reset-tenant").click()
+    expect(page.locator("#feed")).to_have_text("live")
+    page.wait_for_timeout(800)
+    assert seen == ["held"]
+    expect(card(page, BOB).locator(".status")).to_have_text("5 WORK_OFFLINE", timeout=LIVE_MS)
+
+
+def test_an_emulator_restarted_underneath_keeps_the_board_live(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page resumes after the last message it read; a new emulator numbers its events from
+    1 again, and a feed resumed past its newest would never send the next change."""
+    context = browser.new_context()
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with serve(tmp_path / "first") as first:
+        page.goto(first.base + "/__admin/dashboard")
+        expect(page.locator("#feed")).to_have_text("live", timeout=WAIT_MS)
+        for status in (5, 4, 5, 4, 5):
+            assert first.fresh("PUT", api_path(suffix=f"/{BOB}"), json={"agent-status": status}).ok
+        expect(card(page, BOB).locator(".status")).to_have_text("5 WORK_OFFLINE", timeout=LIVE_MS)
+        port = first.port
+    expect(page.locator("#feed")).to_have_text("offline, reconnecting…", timeout=WAIT_MS)
+    with serve(tmp_path / "second", "--port", str(port)) as second:
+        expect(card(page, BOB).locator(".status")).to_have_text("4 WAIT_TRANSACT", timeout=WAIT_MS)
+        page.wait_for_timeout(1000)  # the reconnected page has read the new emulator's state
+        assert second.fresh("PUT", api_path(suffix=f"/{BOB}"), json={"agent-status": 5}).ok
+        expect(card(page, BOB).locator(".status")).to_have_text("5 WORK_OFFLINE", timeout=LIVE_MS)
+    context.close()
+    assert problems == []

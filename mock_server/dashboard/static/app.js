@@ -16,6 +16,7 @@ const view = {
   socket: null,
   polling: null, // the tenant whose event log is polled, without WebSockets
   lastMessageId: null,
+  loading: new Set(), // while the tenant is read, each read's list of the events meanwhile
   series: [], // [{t, counts: {status: n}}]
 };
 
@@ -236,9 +237,13 @@ function connect() {
     feed.textContent = "live";
     feed.className = "feed live";
     // Read after the feed is open: an event between the two is applied twice, never lost.
-    guarded(loadTenant);
+    guarded(async () => {
+      await loadTenant();
+      if (from && view.socket === socket) await checkResumed();
+    });
   });
   socket.addEventListener("message", (message) => {
+    if (view.socket !== socket) return; // another tenant's feed, closing
     const frame = JSON.parse(message.data);
     if (!frame.messageId) return;
     socket.send(JSON.stringify({ messageId: frame.messageId }));
@@ -261,6 +266,39 @@ function connect() {
     feed.className = "feed offline";
     setTimeout(() => view.socket === socket && connect(), RECONNECT_MS);
   });
+}
+
+// A message id is base64 of protobuf fields; field 2 (tag 0x10) is the event's number.
+function sequenceOf(messageId) {
+  const bytes = Uint8Array.from(atob(messageId), (char) => char.charCodeAt(0));
+  let position = 0;
+  const varint = () => {
+    let value = 0;
+    for (let shift = 1; position < bytes.length; shift *= 128) {
+      const byte = bytes[position++];
+      value += (byte & 127) * shift;
+      if (byte < 128) break;
+    }
+    return value;
+  };
+  while (position < bytes.length) {
+    const key = varint();
+    const value = varint();
+    if (key === 0x10) return value;
+  }
+  return 0;
+}
+
+// Resumed after the last message read: an emulator restarted underneath numbers its events
+// from 1 again, and a feed resumed past its newest would never send one; read from now on.
+async function checkResumed() {
+  const tenantId = view.tenantId;
+  const { last } = await admin("GET", `/tenants/${encodeURIComponent(tenantId)}/events?limit=1`);
+  if (view.tenantId !== tenantId || !view.lastMessageId) return;
+  if (last < sequenceOf(view.lastMessageId)) {
+    view.lastMessageId = null;
+    connect();
+  }
 }
 
 async function poll() {
@@ -288,28 +326,33 @@ async function poll() {
 }
 
 function apply(event) {
+  for (const pending of view.loading) pending.push(event);
   const change = event.AgentStatusChange;
   if (change) {
-    const agent = view.agents.get(change.agentId);
-    if (!agent) return;
-    agent["agent-status"] = change.newState;
-    if (change.newSubState && change.newSubState !== "none") agent["agent-sub-status"] = change.newSubState;
-    else delete agent["agent-sub-status"];
-    delete agent["status-code-item-short-code"];
-    if (change.newReasonCodeUser && change.newReasonCodeUser !== "none") {
-      const [listId, itemId] = change.newReasonCodeUser.split("=").map(Number);
-      agent["status-code-list-id"] = listId;
-      agent["status-code-item-id"] = itemId;
-    } else {
-      delete agent["status-code-list-id"];
-      delete agent["status-code-item-id"];
-    }
-    const node = view.cards.get(change.agentId);
-    if (node) fillCard(node, agent);
+    applyChange(change);
     record();
   } else if (event.AgentProvChange) {
     guarded(loadTenant);
   }
+}
+
+function applyChange(change) {
+  const agent = view.agents.get(change.agentId);
+  if (!agent) return;
+  agent["agent-status"] = change.newState;
+  if (change.newSubState && change.newSubState !== "none") agent["agent-sub-status"] = change.newSubState;
+  else delete agent["agent-sub-status"];
+  delete agent["status-code-item-short-code"];
+  if (change.newReasonCodeUser && change.newReasonCodeUser !== "none") {
+    const [listId, itemId] = change.newReasonCodeUser.split("=").map(Number);
+    agent["status-code-list-id"] = listId;
+    agent["status-code-item-id"] = itemId;
+  } else {
+    delete agent["status-code-list-id"];
+    delete agent["status-code-item-id"];
+  }
+  const node = view.cards.get(change.agentId);
+  if (node) fillCard(node, agent);
 }
 
 // -- the chart ---------------------------------------------------------------------------
@@ -356,11 +399,23 @@ function drawChart() {
 // -- tenant controls ---------------------------------------------------------------------
 
 async function loadTenant() {
-  const tenant = await admin("GET", `/tenants/${encodeURIComponent(view.tenantId)}`);
+  // The events that come while the tenant is read are applied again on what it answers:
+  // the answer may have left the server before them and arrive after them.
+  const tenantId = view.tenantId;
+  const pending = [];
+  view.loading.add(pending);
+  let tenant;
+  try {
+    tenant = await admin("GET", `/tenants/${encodeURIComponent(tenantId)}`);
+  } finally {
+    view.loading.delete(pending);
+  }
+  if (view.tenantId !== tenantId) return; // another tenant was chosen meanwhile
   view.tenant = tenant;
   view.agents = new Map(tenant.agents.map((agent) => [agent["agent-id"], agent]));
   showGate(tenant["api-enabled"]);
   renderBoard();
+  for (const event of pending) if (event.AgentStatusChange) applyChange(event.AgentStatusChange);
   record();
 }
 
