@@ -445,6 +445,9 @@ def test_two_processes_over_one_state_file_move_one_clock(tmp_path: Path) -> Non
         tickers = [t for t in threading.enumerate() if t.name == "agentstatus-simulation"]
         stopped = second.delete("/__admin/simulation").get_json()
         wall = time.monotonic() - started
+        for ticker in tickers:  # each ends at its next tick, which reads the store
+            ticker.join(timeout=5)
+        assert not any(ticker.is_alive() for ticker in tickers)
     finally:
         for store in stores:
             store.close()
