@@ -161,8 +161,9 @@ def _ca_bundle() -> str | None:
 
 @pytest.fixture(scope="module")
 def image(podman: Podman) -> str:
-    """The image of this tree, tagged IMAGE; the one it replaces is removed (not the layers the
-    next build reuses)."""
+    """The image of this tree, tagged IMAGE; the one it replaces is removed. The build stage's
+    layers stay, for the next build: a change to the sources leaves a few MB of them untagged
+    (``podman image prune`` removes them, and the cache with them)."""
     with _locked():
         before = podman("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False)
         secret = _ca_bundle()
