@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, cast
+from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, DechunkedInput, WSGIRequestHandler, make_server
@@ -153,6 +154,10 @@ class ProblemRequestHandler(WSGIRequestHandler):
             self.send_error(HTTPStatus.BAD_REQUEST, None, "Content-Length is given twice.")
             return False
         return True
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Werkzeug's line without the query string: a key or token may travel there."""
+        self.log("info", '"%s %s" %s %s', self.command, urlsplit(self.path).path, code, size)
 
     def make_environ(self) -> WSGIEnvironment:
         environ = super().make_environ()
