@@ -45,7 +45,7 @@ test: $(STAMP)
 # The rule-heavy files run a second time on the SQLite state store (as `--workers N` uses).
 SQLITE_TESTS := tests/test_transitions.py tests/test_bulk.py tests/test_set_status.py tests/test_auth.py
 
-# Throughput and latency of every serving mode against a bare Flask baseline (README: Serving).
+# Throughput and latency of every serving mode against a bare Flask baseline (docs/benchmark.md).
 # PEERS=1 also installs (bench/install-peers, into bench/.peers) and measures WireMock and Prism.
 PEERS ?=
 bench: $(STAMP)
@@ -91,7 +91,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # The contract kit against a live tenant: AGENTSTATUS_BASE_URL, _TENANT, _USERNAME and _TOKEN
-# must be set (README, "Checking a live tenant"); writes the report to $(REPORT).json and .md.
+# must be set (docs/contract.md, "Checking a live tenant"); writes the report to $(REPORT).json and .md.
 contract-live: $(STAMP)
 	@test -n "$$AGENTSTATUS_BASE_URL" || { echo "set AGENTSTATUS_BASE_URL (and _TENANT, _USERNAME, _TOKEN)"; exit 2; }
 	$(BIN)/python -m pytest contract_tests -p no:xdist -p no:schemathesis --report $(REPORT)
