@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME, api_path
+from conftest import api_path
+
+from contract_tests.config import DEMO_TENANT, DEMO_TOKEN, DEMO_USERNAME
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL = ROOT / "scripts" / "install-podman"
