@@ -47,6 +47,8 @@ PLAIN_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENG
 REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 HEADER_KEYS_LIMIT = 512
 """Header names whose environ key is remembered: the usual few, never every name sent."""
+ADDRESSES_LIMIT = 4096
+"""Addresses (host and port) whose split is remembered; past it, each is split anew."""
 INTERNAL_ERROR = (
     b'{"type":"about:blank","title":"Internal Server Error","status":500,'
     b'"detail":"The emulator failed to answer; its log names the reason."}'
@@ -128,6 +130,7 @@ class RSGIBridge:
             DEFER_LATENCY_KEY: True,
         }
         self._header_keys: dict[str, str | None] = {}
+        self._addresses: dict[str, tuple[str, str]] = {}
         state = getattr(app, "extensions", {}).get(EXTENSION)
         self.state = state if isinstance(state, EmulatorState) else None
         self.backend = None if self.state is None else self.state.backend
@@ -197,20 +200,36 @@ class RSGIBridge:
             request_id = next((v for k, v in headers if k.lower() == REQUEST_ID_KEY), "")
             self._log(scope, status, started, request_id)
 
+    def _address(self, address: str) -> tuple[str, str]:
+        """``split_address`` as environ strings, remembered for the few addresses a run
+        sees (its own, and each kept-alive client connection's), never for every one."""
+        try:
+            return self._addresses[address]
+        except KeyError:
+            host, port = split_address(address)
+            split = (host, str(port))
+            if len(self._addresses) < ADDRESSES_LIMIT:
+                self._addresses[address] = split
+            return split
+
     async def _environ(self, scope: Scope, protocol: HTTPProtocol) -> WSGIEnvironment:
-        host, port = split_address(scope.server)
-        client_host, client_port = split_address(scope.client)
+        host, port = self._address(scope.server)
+        client_host, client_port = self._address(scope.client)
+        path = scope.path
         environ: dict[str, Any] = {
             **self._base,
             "REQUEST_METHOD": scope.method,
-            # WSGI carries the decoded path as latin-1 code points of its UTF-8 bytes.
-            "PATH_INFO": scope.path.encode("utf-8", "surrogateescape").decode("latin-1"),
+            # WSGI carries the decoded path as latin-1 code points of its UTF-8 bytes (the
+            # same string when it is ASCII, as API paths are).
+            "PATH_INFO": path
+            if path.isascii()
+            else path.encode("utf-8", "surrogateescape").decode("latin-1"),
             "QUERY_STRING": scope.query_string,
             "SERVER_NAME": host,
-            "SERVER_PORT": str(port),
+            "SERVER_PORT": port,
             "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
             "REMOTE_ADDR": client_host,
-            "REMOTE_PORT": str(client_port),
+            "REMOTE_PORT": client_port,
             "wsgi.url_scheme": scope.scheme,
             "wsgi.input": io.BytesIO(await _bounded_body(scope, protocol)),
             DROP_CONNECTION_KEY: partial(shutdown_connection, scope.client, scope.server),
