@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -136,11 +136,14 @@ class RSGIBridge:
         self.backend = None if self.state is None else self.state.backend
         """The backend whose event streams WebSockets read; None for an app without one."""
 
-    async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol) -> None:
+    def __rsgi__(
+        self, scope: Scope, protocol: HTTPProtocol | WebsocketProtocol
+    ) -> Coroutine[Any, Any, None]:
+        """The coroutine granian runs for this request: the handler's own, with no coroutine
+        around it (one frame less to create and resume per request)."""
         if scope.proto == "ws":
-            await self._stream(scope, protocol)  # type: ignore[arg-type]
-            return
-        await self._http(scope, protocol)  # type: ignore[arg-type]
+            return self._stream(scope, protocol)  # type: ignore[arg-type]
+        return self._http(scope, protocol)  # type: ignore[arg-type]
 
     async def _stream(self, scope: Scope, protocol: WebsocketProtocol) -> None:
         """A WebSocket: an event stream's reader, or the status of the handshake's refusal
