@@ -157,7 +157,10 @@ class ProblemRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Werkzeug's line without the query string: a key or token may travel there."""
-        self.log("info", '"%s %s" %s %s', self.command, urlsplit(self.path).path, code, size)
+        # A request refused before its line was read has no method or path yet.
+        method = getattr(self, "command", None) or "-"
+        path = urlsplit(getattr(self, "path", "") or "").path or "-"
+        self.log("info", '"%s %s" %s %s', method, path, code, size)
 
     def make_environ(self) -> WSGIEnvironment:
         environ = super().make_environ()
