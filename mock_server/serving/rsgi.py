@@ -37,6 +37,7 @@ from schemas.wire import REQUEST_ID_HEADER
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from granian._granian import RSGIHeaders
     from granian._granian import RSGIHTTPProtocol as HTTPProtocol
     from granian._granian import RSGIWebsocketProtocol as WebsocketProtocol
     from granian._granian import RSGIWebsocketTransport as WebsocketTransport
@@ -216,9 +217,11 @@ class RSGIBridge:
             return split
 
     async def _environ(self, scope: Scope, protocol: HTTPProtocol) -> WSGIEnvironment:
-        host, port = self._address(scope.server)
-        client_host, client_port = self._address(scope.client)
-        path = scope.path
+        # Each attribute of granian's scope is a new Python object per access (0.1-0.3 us
+        # apiece, the headers 0.2 us and their items 0.5 us more): each is read once.
+        server, client, path, headers = scope.server, scope.client, scope.path, scope.headers
+        host, port = self._address(server)
+        client_host, client_port = self._address(client)
         environ: dict[str, Any] = {
             **self._base,
             "REQUEST_METHOD": scope.method,
@@ -234,11 +237,11 @@ class RSGIBridge:
             "REMOTE_ADDR": client_host,
             "REMOTE_PORT": client_port,
             "wsgi.url_scheme": scope.scheme,
-            "wsgi.input": io.BytesIO(await _bounded_body(scope, protocol)),
-            DROP_CONNECTION_KEY: partial(shutdown_connection, scope.client, scope.server),
+            "wsgi.input": io.BytesIO(await _bounded_body(headers, protocol)),
+            DROP_CONNECTION_KEY: partial(shutdown_connection, client, server),
         }
         keys = self._header_keys
-        for name, value in scope.headers.items():
+        for name, value in headers.items():
             try:
                 key = keys[name]
             except KeyError:
@@ -267,14 +270,13 @@ class RSGIBridge:
             self.access_log.flush()
 
 
-async def _bounded_body(scope: Scope, protocol: HTTPProtocol) -> bytes:
+async def _bounded_body(headers: RSGIHeaders, protocol: HTTPProtocol) -> bytes:
     """The body, or its first ``MAX_BUFFERED_BODY`` bytes: one byte over the API's limit is
     enough for the app to refuse it (413), and memory stays bounded whatever is sent.
 
     Each read is a wait on granian's thread, the dearest step of a request: a request that
     declares no body (most are GETs) is not read at all, and a body of a declared length
     within the limit is read in one wait."""
-    headers = scope.headers
     length = headers.get("content-length")
     if length is None and "transfer-encoding" not in headers:
         return b""
