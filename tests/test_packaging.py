@@ -189,30 +189,11 @@ def test_emulate_answers_and_python_m_schemas_judges_the_answer(installed: Insta
     helped = installed.run("python", "-m", "schemas", "--help")
     assert (helped.returncode, helped.stderr) == (0, "")
     assert "validate" in helped.stdout
-    judged = installed.run(
-        "python",
-        "-m",
-        "schemas",
-        "validate",
-        "--operation",
-        "getagentstatus",
-        "--status",
-        "200",
-        "agent.json",
-    )
+    validate = ("python", "-m", "schemas", "validate", "--operation", "getagentstatus")
+    judged = installed.run(*validate, "--status", "200", "agent.json")
     assert judged.returncode == 0, judged.stdout + judged.stderr
     (installed.workdir / "agent.json").write_text('{"agent-status": "four"}')
-    refused = installed.run(
-        "python",
-        "-m",
-        "schemas",
-        "validate",
-        "--operation",
-        "getagentstatus",
-        "--status",
-        "200",
-        "agent.json",
-    )
+    refused = installed.run(*validate, "--status", "200", "agent.json")
     assert refused.returncode == 1, refused.stdout + refused.stderr
 
 
