@@ -63,7 +63,7 @@ async function admin(method, path, body) {
   return data;
 }
 
-const tenantPath = (suffix = "") => `/tenants/${encodeURIComponent(view.tenant["tenant-id"])}${suffix}`;
+const tenantPath = (suffix = "") => `/tenants/${encodeURIComponent(view.tenantId)}${suffix}`;
 
 async function guarded(action) {
   try {
@@ -228,7 +228,7 @@ function apiOutcome(answer) {
 function connect() {
   if (view.socket) view.socket.close();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const path = SETTINGS.streamPath.replace("{tenantId}", encodeURIComponent(view.tenant["tenant-id"]));
+  const path = SETTINGS.streamPath.replace("{tenantId}", encodeURIComponent(view.tenantId));
   const from = view.lastMessageId ? `?messageId=${encodeURIComponent(view.lastMessageId)}` : "";
   const socket = new WebSocket(`${scheme}//${location.host}${path}${from}`);
   view.socket = socket;
@@ -425,8 +425,7 @@ async function chooseTenant(tenantId) {
   view.lastMessageId = null;
   view.series = [];
   location.hash = `tenant=${encodeURIComponent(tenantId)}`;
-  view.tenant = await admin("GET", `/tenants/${encodeURIComponent(tenantId)}`);
-  connect();
+  connect(); // the tenant is read once its feed is open (loadTenant)
   await refreshSimulation();
   await refreshJournal();
   await refreshFaults();
@@ -466,7 +465,7 @@ function bindControls() {
       const body = {
         seed: Number($("#sim-seed").value),
         speed: Number($("#sim-speed").value),
-        tenants: { [view.tenant["tenant-id"]]: {} },
+        tenants: { [view.tenantId]: {} },
       };
       showSimulation(await admin("POST", "/simulation", body));
     }),
@@ -516,7 +515,7 @@ function showSimulation(state) {
 
 async function refreshJournal() {
   const form = $("#journal-filter");
-  const query = new URLSearchParams({ tenant: view.tenant["tenant-id"] });
+  const query = new URLSearchParams({ tenant: view.tenantId });
   for (const name of ["method", "path", "status"]) {
     const value = form.elements[name].value.trim();
     if (value) query.set(name, value);
