@@ -220,3 +220,37 @@ def test_the_state_file_seeds_once_and_starts_the_test_double_empty(tmp_path: Pa
         assert served.fresh("GET", f"{ADMIN_ROOT}/requests").json()["requests"] == []
         agent = served.fresh("GET", api_path(suffix=f"/{BOB}")).json()
         assert agent["agent-status"] == 5
+
+
+def worker_libraries(served: Served) -> set[str]:
+    """The file names of the shared libraries the server's worker processes have mapped."""
+    names: set[str] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != served.process.pid:
+                continue
+            maps = (stat.parent / "maps").read_text()
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        names |= {line.rsplit("/", 1)[1] for line in maps.splitlines() if ".so" in line}
+    return names
+
+
+def test_the_workers_run_on_uvloop(shared: Served) -> None:
+    """uvloop answers 10-15% more requests per second than asyncio's loop (docs/serving.md)."""
+    assert shared.fresh("GET", api_path()).status_code == 200
+    assert any(name.startswith("loop.cpython") for name in worker_libraries(shared))
+
+
+def test_without_uvloop_the_workers_run_on_asyncio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "uvloop.py").write_text("raise ImportError('no uvloop here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(hidden))
+    with serve(tmp_path, "--workers", "2") as served:
+        for _ in range(4):
+            assert served.fresh("GET", api_path()).status_code == 200
+        assert served.fresh("GET", f"{ADMIN_ROOT}/health").json()["workers"]["ready"] == 2
+        assert not any(name.startswith("loop.cpython") for name in worker_libraries(served))

@@ -206,7 +206,7 @@ def run_workers(
     """Granian's ``workers`` processes, each serving the RSGI app ``loader()`` builds (which
     calls ``mark_ready``), over TLS with ``tls``'s certificate when given; ``announce(port)``
     once all of them are ready."""
-    from granian.constants import HTTPModes, Interfaces, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
@@ -222,6 +222,7 @@ def run_workers(
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=HTTP1_HEADER_READ_TIMEOUT_MS),
         websockets=True,
+        loop=Loops.uvloop if uvloop_available() else Loops.asyncio,
         log_level=LogLevels.warning,
         respawn_failed_workers=True,
         ssl_cert=None if tls is None else tls.certificate,
@@ -238,6 +239,16 @@ def run_workers(
     )
     waiter.start()
     server.serve(target_loader=loader, wrap_loader=False)
+
+
+def uvloop_available() -> bool:
+    """Whether the workers can run on uvloop: it answers 10-15% more requests per second than
+    asyncio's loop (docs/serving.md), and does not exist on Windows."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def mark_ready(directory: str) -> None:
