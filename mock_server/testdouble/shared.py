@@ -5,22 +5,26 @@
 the order they were recorded, whichever worker served it. The classes answer exactly as
 ``FaultRegistry`` and ``Journal`` do in one process (the same parsing, matching and JSON).
 
-Faults are rows of a SQLite file; the journal is a ring of slots in ``FILE.journal``, so that
-recording an exchange (every API request) is a copy of bytes, not a SQL transaction. Writers
-queue on an ``flock`` of ``FILE.lock`` (woken at once, as the state store's are), and that
-file's first bytes count fault changes, so a request checks "no faults" without SQL and
-re-reads the definitions only after one changed. Matching a path runs outside every lock.
+Faults are rows of a SQLite file. Their writers queue on an ``flock`` of ``FILE.lock``
+(woken at once, as the state store's are), and that file's first bytes count fault changes,
+so a request checks "no faults" without SQL and re-reads the definitions only after one
+changed. Matching a path runs outside every lock. The journal is a ring of slots per worker
+(``FILE.journal.N``), so that recording an exchange (every API request) is a copy of bytes
+into the worker's own ring, waiting for no other process; readers put the rings in order.
 Nothing here needs to survive a crash (``synchronous=OFF``); the files are made anew per run.
 """
 
 from __future__ import annotations
 
+import glob
 import mmap
 import os
 import random
 import sqlite3
 import struct
 import threading
+import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -58,6 +62,9 @@ def remove_shared_test_double(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".lock", ".journal"):
         with suppress(FileNotFoundError):
             Path(f"{path}{suffix}").unlink()
+    for ring in path.parent.glob(f"{glob.escape(path.name)}.journal.*"):
+        with suppress(FileNotFoundError):
+            ring.unlink()
 
 
 _forks = [0]
@@ -364,50 +371,136 @@ def _decode(exchange_id: int, fields: bytes, request_body: bytes, response_body:
 
 
 MIN_SLOT_BYTES = 4096
-JOURNAL_HEADER = struct.Struct("<QQ")
-"""(next id, first id not cleared) at the start of ``FILE.journal``."""
-SLOT_HEADER = struct.Struct("<QIII")
-"""(id, length of the fields, of the request body, of the response body) at a slot's start."""
+INDEX = struct.Struct("<QQQ")
+"""(next id, first id not cleared, rings made) in ``FILE.journal``; only readers write it,
+under the lock."""
+HEAD = struct.Struct("<Q")
+"""A sequence number: at a ring's start the last one its worker wrote, at ``GIVEN_AT`` the
+last one readers gave an id."""
+GIVEN_AT = 64
+"""Readers' word of a ring, on a cache line apart from the worker's."""
+IDS_AT = 128
+ASSIGNMENT = struct.Struct("<QQ")
+"""(sequence number, id) of each slot, in a table at ``IDS_AT``; only readers write it."""
+SLOT_HEADER = struct.Struct("<QQIIII")
+"""(sequence number, ``monotonic_ns`` when recorded, lengths of the fields, of the request
+body and of the response body, CRC-32 of the three) at a slot's start."""
+UNWRITTEN = bytes(HEAD.size)
 
 
 class SharedJournal:
-    """``Journal`` across processes: a ring of ``size`` slots in a file mapped by every
-    worker, the exchange of id ``n`` in slot ``n % size``, ``JOURNAL_BYTES`` in all (a sparse
-    file: only what was written takes memory or disk). Recording copies bytes under the
-    lock (no SQL); an exchange too large for its slot keeps its bodies' sizes only."""
+    """``Journal`` across processes, without a lock shared on the way of a request.
+
+    Each worker records into a ring of its own (``FILE.journal.N``, claimed with an ``flock``
+    held for its life; a respawned worker takes over a free one): ``size`` slots of
+    ``JOURNAL_BYTES / size`` bytes in a sparse file every worker maps, the exchange of
+    sequence number ``n`` in slot ``n % size``. Recording is three copies into the ring and
+    taking no lock another process holds. A reader (``entries``, ``clear``, under the
+    writers' lock of ``FILE.lock``) first gives every exchange recorded since the last read
+    its id, in the order they were recorded (by the monotonic clock all processes share),
+    counting those already overwritten, so ids run as one journal's would; the ids live in
+    the rings' tables and ``FILE.journal``. A slot is written invalid, then its bytes, then
+    its header with their CRC, so a reader that meets one being rewritten leaves it out.
+    An exchange too large for its slot keeps its bodies' sizes only."""
 
     def __init__(self, shared: SharedFile, size: int) -> None:
         if size < 1:
             raise ValueError(f"the journal size must be at least 1, got {size}")
+        import fcntl  # here, not at the top: there is none on Windows, where serve cannot run
+
+        self._flock, self._claim = fcntl.flock, fcntl.LOCK_EX | fcntl.LOCK_NB
         self.shared = shared
         self.size = size
         self.slot = max(MIN_SLOT_BYTES, JOURNAL_BYTES // size)
-        self._path = Path(f"{shared.path}.journal")
-        self._mapped_at = -1
-        self._map: mmap.mmap | None = None
+        self._slots_at = IDS_AT + -(-size * ASSIGNMENT.size // 64) * 64
+        self._length = self._slots_at + size * self.slot
+        self._writing = threading.Lock()
+        self._opened_at = -1
+        self._index: mmap.mmap | None = None
+        self._rings: dict[int, mmap.mmap] = {}
+        self._own: mmap.mmap | None = None
+        self._own_descriptor = -1
+        self._head = 0
 
-    def _mapped(self) -> mmap.mmap:
-        """This process's mapping (a forked child maps the file anew)."""
-        if self._map is None or self._mapped_at != _forks[0]:
-            length = JOURNAL_HEADER.size + self.size * self.slot
-            with open(self._path, "a+b") as file:
-                if os.fstat(file.fileno()).st_size < length:
-                    os.ftruncate(file.fileno(), length)
-                self._map = mmap.mmap(file.fileno(), length)
-            self._mapped_at = _forks[0]
-        return self._map
+    def _ring_path(self, number: int) -> Path:
+        return Path(f"{self.shared.path}.journal.{number}")
+
+    def _fresh_process(self) -> None:
+        """In a process that has not used this journal yet (a forked child included): drop
+        the inherited mappings and this process's copy of the parent's ring descriptor, which
+        leaves the parent's claim as it was."""
+        if self._opened_at == _forks[0]:
+            return
+        for mapped in (self._index, self._own, *self._rings.values()):
+            if mapped is not None:
+                mapped.close()
+        if self._own_descriptor >= 0:
+            os.close(self._own_descriptor)
+        self._index, self._own, self._rings, self._own_descriptor = None, None, {}, -1
+        self._opened_at = _forks[0]
+
+    def _mapped(self, path: Path, length: int, descriptor: int = -1) -> mmap.mmap:
+        """``path`` mapped whole, made ``length`` bytes long (sparse) if it is shorter."""
+        owned = descriptor < 0
+        if owned:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(descriptor).st_size < length:
+                os.ftruncate(descriptor, length)
+            return mmap.mmap(descriptor, length)
+        finally:
+            if owned:
+                os.close(descriptor)
+
+    def _index_map(self) -> mmap.mmap:
+        self._fresh_process()
+        if self._index is None:
+            self._index = self._mapped(Path(f"{self.shared.path}.journal"), INDEX.size)
+        return self._index
+
+    def _ring(self, number: int) -> mmap.mmap:
+        """Ring ``number`` mapped for reading (under the lock)."""
+        ring = self._rings.get(number)
+        if ring is None:
+            ring = self._rings[number] = self._mapped(self._ring_path(number), self._length)
+        return ring
+
+    def _own_ring(self) -> mmap.mmap:
+        """This process's ring, claimed on first use: the first whose ``flock`` is free, or a
+        new one."""
+        self._fresh_process()
+        if self._own is not None:
+            return self._own
+        with self.shared.locked():
+            index = self._index_map()
+            next_id, floor, rings = INDEX.unpack_from(index)
+            for number in range(rings + 1):
+                descriptor = os.open(self._ring_path(number), os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    self._flock(descriptor, self._claim)
+                except BlockingIOError:
+                    os.close(descriptor)
+                    continue
+                self._own = self._mapped(self._ring_path(number), self._length, descriptor)
+                self._own_descriptor = descriptor
+                (self._head,) = HEAD.unpack_from(self._own)
+                if number == rings:
+                    INDEX.pack_into(index, 0, next_id, floor, rings + 1)
+                return self._own
+        raise AssertionError("unreachable: a ring no one has made is always free")
 
     def close(self) -> None:
-        if self._map is not None and self._mapped_at == _forks[0]:
-            self._map.close()
-        self._map, self._mapped_at = None, -1
-
-    def _offset(self, exchange_id: int) -> int:
-        return JOURNAL_HEADER.size + (exchange_id % self.size) * self.slot
+        if self._opened_at == _forks[0]:
+            for mapped in (self._index, self._own, *self._rings.values()):
+                if mapped is not None:
+                    mapped.close()
+            if self._own_descriptor >= 0:
+                os.close(self._own_descriptor)  # the claim goes with it
+        self._index, self._own, self._rings, self._own_descriptor = None, None, {}, -1
+        self._opened_at = -1
 
     def record(self, exchange: Exchange) -> None:
-        """Encoded before the lock is taken; under it, one copy into the slot (its header
-        and the bytes together) and the journal's header."""
+        """Encoded first; then three copies into this worker's ring and its head."""
         fields, request_body, response_body = _encode(exchange)
         if SLOT_HEADER.size + len(fields) + len(request_body) + len(response_body) > self.slot:
             exchange.request_body = len(request_body) or exchange.request_body
@@ -419,50 +512,106 @@ class SharedJournal:
             fields, request_body, response_body = _encode(exchange)
         lengths = (len(fields), len(request_body), len(response_body))
         body = fields + request_body + response_body
-        journal = self._mapped()
-        with self.shared.locked():
-            next_id, floor = JOURNAL_HEADER.unpack_from(journal)
-            exchange_id = next_id or 1
-            offset = JOURNAL_HEADER.size + (exchange_id % self.size) * self.slot
-            journal[offset : offset + SLOT_HEADER.size + len(body)] = (
-                SLOT_HEADER.pack(exchange_id, *lengths) + body
-            )
-            JOURNAL_HEADER.pack_into(journal, 0, exchange_id + 1, floor)
-        exchange.id = exchange_id
-
-    def _window(self, journal: mmap.mmap) -> list[Exchange]:
-        next_id, floor = JOURNAL_HEADER.unpack_from(journal)
-        exchanges = []
-        for exchange_id in range(max(floor, next_id - self.size, 1), next_id):
-            offset = self._offset(exchange_id)
-            stored, fields, request, response = SLOT_HEADER.unpack_from(journal, offset)
-            if stored != exchange_id:
-                continue  # cleared
+        checksum = zlib.crc32(body)
+        with self._writing:
+            ring = self._own_ring()
+            sequence = self._head + 1
+            offset = self._slots_at + (sequence % self.size) * self.slot
             start = offset + SLOT_HEADER.size
-            exchanges.append(
-                _decode(
-                    exchange_id,
-                    journal[start : start + fields],
-                    journal[start + fields : start + fields + request],
-                    journal[start + fields + request : start + fields + request + response],
+            ring[offset : offset + HEAD.size] = UNWRITTEN
+            ring[start : start + len(body)] = body
+            ring[offset:start] = SLOT_HEADER.pack(sequence, time.monotonic_ns(), *lengths, checksum)
+            HEAD.pack_into(ring, 0, sequence)
+            self._head = sequence
+
+    def _slot(self, ring: mmap.mmap, sequence: int) -> tuple[int, bytes, int, int] | None:
+        """(when, bytes, length of the fields, of the request body) of exchange ``sequence``
+        of ``ring``; None when it was overwritten, or is being."""
+        offset = self._slots_at + (sequence % self.size) * self.slot
+        stored, when, fields, request, response, checksum = SLOT_HEADER.unpack_from(ring, offset)
+        start = offset + SLOT_HEADER.size
+        end = start + fields + request + response
+        if stored != sequence or end > offset + self.slot:
+            return None
+        body = ring[start:end]
+        if zlib.crc32(body) != checksum or HEAD.unpack_from(ring, offset)[0] != sequence:
+            return None
+        return when, body, fields, request
+
+    def _give_ids(self) -> tuple[int, int, int]:
+        """Under the lock: ids for every exchange recorded since the last read, oldest first,
+        an overwritten one counted; (next id, first id not cleared, rings)."""
+        index = self._index_map()
+        next_id, floor, rings = INDEX.unpack_from(index)
+        next_id = next_id or 1
+        recorded: list[tuple[int, int, int]] = []
+        for number in range(rings):
+            ring = self._ring(number)
+            (head,) = HEAD.unpack_from(ring, 0)
+            (given,) = HEAD.unpack_from(ring, GIVEN_AT)
+            first = max(given, head - self.size) + 1
+            next_id += first - given - 1
+            for sequence in range(first, head + 1):
+                found = self._slot(ring, sequence)
+                if found is None:
+                    next_id += 1
+                else:
+                    recorded.append((found[0], number, sequence))
+            HEAD.pack_into(ring, GIVEN_AT, head)
+        for _, number, sequence in sorted(recorded):
+            ASSIGNMENT.pack_into(self._ring(number), self._assignment(sequence), sequence, next_id)
+            next_id += 1
+        INDEX.pack_into(index, 0, next_id, floor, rings)
+        return next_id, floor, rings
+
+    def _assignment(self, sequence: int) -> int:
+        return IDS_AT + (sequence % self.size) * ASSIGNMENT.size
+
+    def _window(self) -> list[tuple[Exchange, int, int]]:
+        """Under the lock: the exchanges in the journal, oldest first, each with its ring and
+        sequence number."""
+        next_id, floor, rings = self._give_ids()
+        lowest = max(floor, next_id - self.size, 1)
+        found = []
+        for number in range(rings):
+            ring = self._ring(number)
+            for position in range(self.size):
+                sequence, exchange_id = ASSIGNMENT.unpack_from(
+                    ring, IDS_AT + position * ASSIGNMENT.size
                 )
-            )
-        return exchanges
+                if sequence == 0 or exchange_id < lowest:
+                    continue
+                slot = self._slot(ring, sequence)
+                if slot is None:
+                    continue
+                _, body, fields, request = slot
+                exchange = _decode(
+                    exchange_id,
+                    body[:fields],
+                    body[fields : fields + request],
+                    body[fields + request :],
+                )
+                found.append((exchange, number, sequence))
+        found.sort(key=lambda located: located[0].id)
+        return found
 
     def entries(self, where: JournalFilter | None = None) -> list[dict[str, Any]]:
         chosen = where or JournalFilter()
         with self.shared.locked():
-            exchanges = self._window(self._mapped())
+            exchanges = [exchange for exchange, _, _ in self._window()]
         return [exchange.to_json() for exchange in exchanges if chosen.accepts(exchange)]
 
     def clear(self, where: JournalFilter | None = None) -> int:
         chosen = where or JournalFilter()
         with self.shared.locked():
-            journal = self._mapped()
-            gone = [exchange.id for exchange in self._window(journal) if chosen.accepts(exchange)]
+            gone = [
+                (number, sequence)
+                for exchange, number, sequence in self._window()
+                if chosen.accepts(exchange)
+            ]
             if where is None:
-                next_id, _ = JOURNAL_HEADER.unpack_from(journal)
-                JOURNAL_HEADER.pack_into(journal, 0, next_id, next_id)
-            for exchange_id in gone:
-                SLOT_HEADER.pack_into(journal, self._offset(exchange_id), 0, 0, 0, 0)
+                next_id, _, rings = INDEX.unpack_from(self._index_map())
+                INDEX.pack_into(self._index_map(), 0, next_id, next_id, rings)
+            for number, sequence in gone:
+                ASSIGNMENT.pack_into(self._ring(number), self._assignment(sequence), 0, 0)
         return len(gone)

@@ -8,7 +8,7 @@ sees, and a script of operations run on the one-process classes and, alternately
 from __future__ import annotations
 
 import os
-import select
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,40 +162,105 @@ def test_a_new_run_starts_with_no_fault_and_an_empty_journal(
     assert again_journal.entries() == []
 
 
-def test_a_forked_worker_takes_the_lock_on_its_own_descriptor(
+def test_recording_waits_for_no_lock_another_worker_holds(
     workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
 ) -> None:
-    """granian forks its workers: a child that kept the parent's descriptor of ``FILE.lock``
-    would share the parent's ``flock`` and write the journal while the parent holds it."""
-    shared = workers[0]
-    journal = SharedJournal(shared, 10)
+    """Every API request records an exchange: a lock shared by the workers on that way made
+    each wait for the others (a third of the requests per second with two workers)."""
+    first, second = (SharedJournal(shared, 10) for shared in workers)
+    opened.extend([first, second])
+    first.record(exchange(1))
+    recorded = threading.Event()
+
+    def record_one() -> None:
+        first.record(exchange(2))
+        recorded.set()
+
+    with second.shared.locked():
+        recorder = threading.Thread(target=record_one)
+        recorder.start()
+        assert recorded.wait(5), "recording waited for the other worker's lock"
+    recorder.join()
+    assert [entry["query"] for entry in second.entries()] == [{"n": ["1"]}, {"n": ["2"]}]
+
+
+def test_ids_run_as_one_journal_however_unevenly_the_workers_record(
+    workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
+) -> None:
+    """A worker may record many times its ring's size before anyone reads: those overwritten
+    are counted, so the ids and the window are one journal's."""
+    alone = Journal(5)
+    first, second = (SharedJournal(shared, 5) for shared in workers)
+    opened.extend([first, second])
+    number = 0
+    for burst, reading in ((12, second), (1, first), (2, first), (17, second), (3, second)):
+        for _ in range(burst):
+            number += 1
+            alone.record(exchange(number))
+            (first if number % 7 < 5 else second).record(exchange(number))
+        assert reading.entries() == alone.entries()
+    assert [entry["id"] for entry in first.entries()] == list(range(number - 4, number + 1))
+
+
+def test_a_forked_worker_records_into_a_ring_of_its_own(
+    workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
+) -> None:
+    """granian forks its workers: a child that went on in the parent's ring would write over
+    the parent's next exchanges (both count from the same sequence number)."""
+    journal = SharedJournal(workers[0], 10)
     opened.append(journal)
-    journal.record(exchange(1))  # opened and mapped in the parent before the fork
-    ready_read, ready_write = os.pipe()
-    done_read, done_write = os.pipe()
+    journal.record(exchange(1))  # the parent's ring claimed and mapped before the fork
     with warnings.catch_warnings():
         # Python 3.12 warns about fork() when the test process runs other threads; the child
-        # below only records one exchange and leaves by os._exit.
+        # below only records two exchanges and leaves by os._exit.
         warnings.simplefilter("ignore", DeprecationWarning)
         child = os.fork()
     if child == 0:  # pragma: no cover - the forked child
         try:
-            os.read(ready_read, 1)  # the parent holds the lock now
             journal.record(exchange(2))
-            os.write(done_write, b"x")
+            journal.record(exchange(3))
         finally:
             os._exit(0)
-    try:
-        with shared.locked():
-            os.write(ready_write, b"x")
-            ready, _, _ = select.select([done_read], [], [], 0.5)
-            assert not ready, "the child recorded while the parent held the lock"
-        ready, _, _ = select.select([done_read], [], [], 10)
-        assert ready, "the child never recorded"
-    finally:
-        _, status = os.waitpid(child, 0)
-        for descriptor in (ready_read, ready_write, done_read, done_write):
-            os.close(descriptor)
+    _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert [entry["query"] for entry in journal.entries()] == [{"n": ["1"]}, {"n": ["2"]}]
-    assert [entry["id"] for entry in journal.entries()] == [1, 2]
+    journal.record(exchange(4))
+    entries = journal.entries()
+    assert [entry["query"]["n"] for entry in entries] == [["1"], ["2"], ["3"], ["4"]]
+    assert [entry["id"] for entry in entries] == [1, 2, 3, 4]
+
+
+def test_a_new_worker_takes_over_the_ring_of_one_gone(
+    tmp_path: Path, workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
+) -> None:
+    gone = SharedJournal(workers[0], 10)
+    for number in (1, 2):
+        gone.record(exchange(number))
+    gone.close()  # a worker that ended (granian respawns it)
+    respawned = SharedJournal(workers[1], 10)
+    opened.append(respawned)
+    respawned.record(exchange(3))
+    entries = respawned.entries()
+    assert [entry["query"]["n"] for entry in entries] == [["1"], ["2"], ["3"]]
+    assert [entry["id"] for entry in entries] == [1, 2, 3]
+    assert sorted(path.name for path in tmp_path.glob("t.testdouble.journal.*")) == [
+        "t.testdouble.journal.0"
+    ]
+
+
+def test_an_exchange_half_written_is_left_out(
+    tmp_path: Path, workers: tuple[SharedFile, ...], opened: list[SharedFile | SharedJournal]
+) -> None:
+    """A worker killed while it wrote a slot leaves bytes that do not match its header."""
+    journal = SharedJournal(workers[0], 10)
+    opened.append(journal)
+    for number in (1, 2, 3):
+        journal.record(exchange(number))
+    ring = tmp_path / "t.testdouble.journal.0"
+    data = bytearray(ring.read_bytes())
+    marker = data.index(b"n=2")
+    data[marker : marker + 3] = b"n=9"
+    ring.write_bytes(bytes(data))
+    entries = journal.entries()
+    assert [entry["query"]["n"] for entry in entries] == [["1"], ["3"]]
+    first_id, last_id = (entry["id"] for entry in entries)
+    assert first_id < last_id == 3  # the one left out is counted all the same
