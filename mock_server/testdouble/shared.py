@@ -431,12 +431,7 @@ class SharedJournal:
         leaves the parent's claim as it was."""
         if self._opened_at == _forks[0]:
             return
-        for mapped in (self._index, self._own, *self._rings.values()):
-            if mapped is not None:
-                mapped.close()
-        if self._own_descriptor >= 0:
-            os.close(self._own_descriptor)
-        self._index, self._own, self._rings, self._own_descriptor = None, None, {}, -1
+        self._release()
         self._opened_at = _forks[0]
 
     def _mapped(self, path: Path, length: int, descriptor: int = -1) -> mmap.mmap:
@@ -491,13 +486,19 @@ class SharedJournal:
 
     def close(self) -> None:
         if self._opened_at == _forks[0]:
-            for mapped in (self._index, self._own, *self._rings.values()):
-                if mapped is not None:
-                    mapped.close()
-            if self._own_descriptor >= 0:
-                os.close(self._own_descriptor)  # the claim goes with it
+            self._release()  # this process's claim goes with its descriptor
         self._index, self._own, self._rings, self._own_descriptor = None, None, {}, -1
         self._opened_at = -1
+
+    def _release(self) -> None:
+        """Close the mappings and the ring descriptor this object holds (in a forked child,
+        its copies only: the parent's claim stays)."""
+        for mapped in (self._index, self._own, *self._rings.values()):
+            if mapped is not None:
+                mapped.close()
+        if self._own_descriptor >= 0:
+            os.close(self._own_descriptor)
+        self._index, self._own, self._rings, self._own_descriptor = None, None, {}, -1
 
     def record(self, exchange: Exchange) -> None:
         """Encoded first; then three copies into this worker's ring and its head."""
