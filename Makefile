@@ -46,10 +46,12 @@ test: $(STAMP)
 SQLITE_TESTS := tests/test_transitions.py tests/test_bulk.py tests/test_set_status.py tests/test_auth.py
 
 # Throughput and latency of every serving mode against a bare Flask baseline (docs/benchmark.md).
+# wrk, the load generator, comes from Debian's packages (bench/install-wrk, when missing).
 # PEERS=1 also installs (bench/install-peers, into bench/.peers) and measures WireMock and Prism.
 PEERS ?=
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	bench/install-wrk
 	BENCH_PEERS=$(PEERS) $(BIN)/python -m bench
 
 # Generated hostile requests (nesting, sizes, encodings, framing, header counts) against every
