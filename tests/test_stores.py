@@ -133,6 +133,28 @@ def test_values_read_from_a_store_cannot_change_what_it_holds(store: StateStore)
     assert shown() == before
 
 
+def test_a_tenants_dropped_events_go_with_their_numbering(store: StateStore) -> None:
+    """What the pytest plugin does with a finished test's tenant: nothing of its log stays."""
+    draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
+    with store.writing() as state:
+        state.append_events(DEMO_TENANT, [draft] * 3, 1)
+        state.append_events(OTHER_TENANT, [draft] * 2, 1)
+    with pytest.raises(RuntimeError, match="half-way"), store.writing() as state:
+        state.drop_events(DEMO_TENANT)
+        raise RuntimeError("half-way")
+    with store.reading() as state:
+        assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1, 2, 3]
+    with store.writing() as state:
+        state.drop_events(DEMO_TENANT)
+    with store.reading() as state:
+        assert (state.events_after(DEMO_TENANT, 0, 10), state.last_event(DEMO_TENANT)) == ([], 0)
+        assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2]
+    with store.writing() as state:
+        state.append_events(DEMO_TENANT, [draft], 2)
+    with store.reading() as state:
+        assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1]
+
+
 def test_events_are_numbered_per_tenant_and_only_the_newest_are_kept(store: StateStore) -> None:
     draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
     with store.writing() as state:

@@ -19,7 +19,7 @@ from mock_server.core.entities import Agent, FixtureTenant, Tenant
 from mock_server.core.errors import AgentNotFound, TenantNotFound
 from mock_server.core.events import EventedStore
 from mock_server.core.fixtures import build_agent, build_tenants, username_taken
-from mock_server.core.store import MemoryStore, StateReader, StateStore
+from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
 
 
 class StateEditor:
@@ -66,16 +66,25 @@ class StateEditor:
         )
 
     def put_built_tenant(self, built: FixtureTenant) -> bool:
-        """``put_tenant`` for a tenant already built (so checked): the pytest plugin copies
-        one tenant for each test, and builds it once."""
+        """``put_tenant`` for a tenant already built (so checked)."""
         with self._store.writing() as state:
-            username = built.tenant.username
-            tenant_id = built.tenant.tenant_id
-            if any(other.tenant_id != tenant_id for other in state.tenants_by_username(username)):
-                raise username_taken("$", username)
-            created = state.tenant(tenant_id) is None
-            state.save_tenant(built.tenant, built.agents)
-        return created
+            return _save_built_tenant(state, built)
+
+    def begin_tenant(self, built: FixtureTenant) -> None:
+        """A tenant (built, so checked) whose state begins here, as a loaded fixture's does:
+        with no events, so that its log holds only what happens to it next. The pytest
+        plugin's tenant of one test, copied from one built once."""
+        with self._store.inner.writing() as state:
+            _save_built_tenant(state, built)
+
+    def discard_tenant(self, tenant_id: str) -> None:
+        """The tenant, if still there, and its event log gone without an event, as if it had
+        never been: the pytest plugin's tenant once its test is over (its id is never used
+        again). A tenant deleted and created again otherwise numbers its events on."""
+        with self._store.inner.writing() as state:
+            if state.tenant(tenant_id) is not None:
+                state.delete_tenant(tenant_id)
+            state.drop_events(tenant_id)
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self._store.writing() as state:
@@ -128,6 +137,18 @@ class StateEditor:
             tenant_of(state, tenant_id)
             agent_of(state, tenant_id, agent_id)
             state.delete_agent(tenant_id, agent_id)
+
+
+def _save_built_tenant(state: StateWriter, built: FixtureTenant) -> bool:
+    """Create or replace the tenant, refusing a username another tenant has; True when
+    created."""
+    username = built.tenant.username
+    tenant_id = built.tenant.tenant_id
+    if any(other.tenant_id != tenant_id for other in state.tenants_by_username(username)):
+        raise username_taken("$", username)
+    created = state.tenant(tenant_id) is None
+    state.save_tenant(built.tenant, built.agents)
+    return created
 
 
 def tenant_of(state: StateReader, tenant_id: str) -> Tenant:

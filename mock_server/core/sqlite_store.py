@@ -379,6 +379,9 @@ class _Transaction:
                 (tenant_id, last - EVENT_LOG_SIZE),
             )
 
+    def drop_events(self, tenant_id: str) -> None:
+        self._db.execute("DELETE FROM events WHERE tenant_id = ?", (tenant_id,))
+
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
         self.tenants_changed = True
         self._db.execute("DELETE FROM agents")

@@ -93,6 +93,9 @@ class StateWriter(StateReader, Protocol):
         """Log these events after the tenant's newest, numbered on from it, keeping the
         newest ``EVENT_LOG_SIZE``; a tenant deleted and created again numbers on too."""
 
+    def drop_events(self, tenant_id: str) -> None:
+        """Forget the tenant's events and their numbering, as if it never had any."""
+
     def put_record(self, key: str, value: bytes | None) -> None:
         """Keep ``value`` under ``key`` (None removes it); resets leave records alone."""
 
@@ -237,6 +240,17 @@ class MemoryStore:
             last += 1
             log.append(Event(tenant_id, last, published_ms, draft.kind, draft.agent_id, draft.body))
         self._last_event[tenant_id] = last
+
+    def drop_events(self, tenant_id: str) -> None:
+        log, last = self._events.pop(tenant_id, None), self._last_event.pop(tenant_id, None)
+
+        def undo() -> None:
+            if log is not None:
+                self._events[tenant_id] = log
+            if last is not None:
+                self._last_event[tenant_id] = last
+
+        self._undo.append(undo)
 
     def replace_all(self, tenants: Iterable[FixtureTenant], fixture: bytes) -> None:
         self._remember_tenants()

@@ -511,7 +511,8 @@ class Emulator:
         *,
         transport: BaseAdapter | None = None,
     ) -> Emulator:
-        """A new tenant from a fixture-format document (which must carry a unique id);
+        """A new tenant from a fixture-format document (which must carry a unique id), its
+        ``events`` watched from its creation on (not its agents' ``AgentCreated``);
         ``transport`` as for ``ControlPlane``."""
         handle = cls(
             base_url,
@@ -523,4 +524,5 @@ class Emulator:
             transport=transport,
         )
         handle.control.call("PUT", tenant_path(handle.tenant), dict(document))
+        handle.events.from_now()
         return handle

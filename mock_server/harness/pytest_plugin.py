@@ -46,7 +46,6 @@ from client.errors import describe_failure
 from mock_server.app import create_app
 from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.entities import FixtureTenant
-from mock_server.core.errors import TenantNotFound
 from mock_server.core.fixtures import FixtureError, build_tenants, load_fixture
 from mock_server.core.profiles import get_profile
 from mock_server.harness.handle import ControlPlaneError, Emulator
@@ -89,10 +88,10 @@ class StartedEmulator:
         return cls(backend, journal_of(app), server, ServedInProcess(app, server.base_url))
 
     def remove_tenant(self, tenant_id: str) -> None:
-        """The tenant and its journal gone (a tenant the test deleted itself is gone already)."""
+        """The tenant, its journal and its events gone (the tenant itself may be already,
+        deleted by its test): nothing of a finished test stays behind."""
         self.journal.clear(JournalFilter(tenant=tenant_id))
-        with suppress(TenantNotFound):
-            self.backend.delete_tenant(tenant_id)
+        self.backend.discard_tenant(tenant_id)
 
 
 class StartedTenant(Emulator):
@@ -400,7 +399,7 @@ def agentstatus_emulator() -> Iterator[Emulator]:
         return
     started = agentstatus_pool.started(options.profile or "default")
     tenant = replace(template.built.tenant, tenant_id=unique, username=unique, token=token)
-    started.backend.put_built_tenant(FixtureTenant(tenant, template.built.agents))
+    started.backend.begin_tenant(FixtureTenant(tenant, template.built.agents))
     handle = StartedTenant(started, document, admin_token)
     with started.served:
         yield handle
