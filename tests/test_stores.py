@@ -4,6 +4,7 @@ what a transaction reads is a value no reader can change."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from conftest import DEMO_TENANT, OTHER_TENANT
 
 from mock_server.core.backend import AgentStatusBackend
+from mock_server.core.editor import DELETED_LOG_SECONDS
 from mock_server.core.entities import EVENT_LOG_SIZE, Agent, EventDraft, FixtureTenant
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.sqlite_store import SQLiteStore
@@ -153,6 +155,28 @@ def test_a_tenants_dropped_events_go_with_their_numbering(store: StateStore) -> 
         state.append_events(DEMO_TENANT, [draft], 2)
     with store.reading() as state:
         assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1]
+
+
+def test_a_deleted_tenants_log_is_kept_a_while_then_let_go(store: StateStore) -> None:
+    """A shared emulator whose tests each create and delete a tenant must not keep every log
+    (failed before: the logs of deleted tenants stayed for good, 60 events per test)."""
+    draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
+    now_ms = int(time.time() * 1000)
+    long_ago_ms = now_ms - 2 * DELETED_LOG_SECONDS * 1000
+    with store.writing() as state:
+        state.append_events("tGoneLongAgo", [draft] * 3, long_ago_ms)
+        state.append_events("tGoneJustNow", [draft], now_ms)
+        state.append_events(DEMO_TENANT, [draft], long_ago_ms)  # still there: kept
+        state.append_events(OTHER_TENANT, [draft], long_ago_ms)  # deleted below
+    AgentStatusBackend(load_fixture(), store=store).delete_tenant(OTHER_TENANT)
+    with store.reading() as state:
+        assert state.events_after("tGoneLongAgo", 0, 10) == []
+        assert [e.sequence for e in state.events_after("tGoneJustNow", 0, 10)] == [1]
+        assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1]
+        # The one deleted now keeps its log, numbered on, for a reader still connected to it.
+        logged = state.events_after(OTHER_TENANT, 0, 100)
+        assert [e.sequence for e in logged] == list(range(1, len(logged) + 1))
+        assert {e.body.get("event") for e in logged[1:]} == {"AgentDeleted"}
 
 
 def test_events_are_numbered_per_tenant_and_only_the_newest_are_kept(store: StateStore) -> None:

@@ -21,6 +21,10 @@ from mock_server.core.events import EventedStore
 from mock_server.core.fixtures import build_agent, build_tenants, username_taken
 from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
 
+DELETED_LOG_SECONDS = 60
+"""How long a deleted tenant's event log outlives it, for readers still connected to see its
+agents' ``AgentDeleted``; the next deletion after that lets it go, numbering and all."""
+
 
 class StateEditor:
     """One emulator's state in a store, and the control plane's edits of it."""
@@ -42,6 +46,7 @@ class StateEditor:
     def reset(self, tenant_id: str | None = None) -> None:
         """Back to the loaded fixture: every tenant, or just one (scoped reset)."""
         with self._store.writing() as state:
+            self._let_go_of_old_logs(state)
             fixture = state.fixture() or b'{"tenants": []}'
             fresh = build_tenants(orjson.loads(fixture))
             if tenant_id is None:
@@ -57,6 +62,7 @@ class StateEditor:
         """Replace the fixture (and so the state) wholesale, as a hot reload does."""
         fresh = build_tenants(fixture)
         with self._store.writing() as state:
+            self._let_go_of_old_logs(state)
             state.replace_all(fresh.values(), orjson.dumps(fixture))
 
     def put_tenant(self, tenant_id: str, document: Mapping[str, Any]) -> bool:
@@ -89,7 +95,18 @@ class StateEditor:
     def delete_tenant(self, tenant_id: str) -> None:
         with self._store.writing() as state:
             tenant_of(state, tenant_id)
+            self._let_go_of_old_logs(state)
             state.delete_tenant(tenant_id)
+
+    def _let_go_of_old_logs(self, state: StateWriter) -> None:
+        """In a write that deletes tenants, before it does: drop the logs of those deleted
+        more than ``DELETED_LOG_SECONDS`` ago (by their newest event, the ``AgentDeleted``),
+        so that tenants created and deleted test after test on a shared emulator do not keep
+        memory or disk for good."""
+        cutoff_ms = int((self._store.clock() - DELETED_LOG_SECONDS) * 1000)
+        for tenant_id, newest_ms in state.orphan_event_logs():
+            if newest_ms < cutoff_ms:
+                state.drop_events(tenant_id)
 
     def tenant_ids(self) -> list[str]:
         with self._store.reading() as state:

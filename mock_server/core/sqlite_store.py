@@ -343,6 +343,13 @@ class _Transaction:
             for number, published, kind, agent_id, body in rows
         ]
 
+    def orphan_event_logs(self) -> list[tuple[str, int]]:
+        rows = self._db.execute(
+            "SELECT tenant_id, MAX(published_ms) FROM events"
+            " WHERE tenant_id NOT IN (SELECT tenant_id FROM tenants) GROUP BY tenant_id"
+        )
+        return [(tenant_id, int(newest)) for tenant_id, newest in rows]
+
     def record(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (RECORD + key,)).fetchone()
         return None if row is None else bytes(row[0])

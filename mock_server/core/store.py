@@ -64,6 +64,10 @@ class StateReader(Protocol):
     def last_event(self, tenant_id: str) -> int:
         """The number of the tenant's newest event; 0 before its first."""
 
+    def orphan_event_logs(self) -> list[tuple[str, int]]:
+        """Each tenant no longer there whose events are still kept, with the time (ms) of
+        its newest event."""
+
     def record(self, key: str) -> bytes | None:
         """What ``put_record`` kept under ``key`` (a feature's own state, such as the
         simulator's or the legacy stream's subscriptions, shared like the rest); None if none."""
@@ -197,6 +201,13 @@ class MemoryStore:
 
     def last_event(self, tenant_id: str) -> int:
         return self._last_event.get(tenant_id, 0)
+
+    def orphan_event_logs(self) -> list[tuple[str, int]]:
+        return [
+            (tenant_id, log[-1].published_ms if log else 0)
+            for tenant_id, log in self._events.items()
+            if tenant_id not in self._tenants
+        ]
 
     def record(self, key: str) -> bytes | None:
         return self._records.get(key)
