@@ -41,3 +41,4 @@ def test_pairs_alternate_and_report_medians(monkeypatch: pytest.MonkeyPatch) -> 
     assert figures["get one"]["requests_per_second"] == 82.5
     assert figures["get one"]["runs"] == 4
     assert figures["baseline get"]["p99_ms"] == 20.0
+    assert figures["get one"]["p99_ms_of_each_run"] == [25.0, 22.22, 400.0, 23.53]
