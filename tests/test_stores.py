@@ -135,8 +135,9 @@ def test_values_read_from_a_store_cannot_change_what_it_holds(store: StateStore)
     assert shown() == before
 
 
-def test_a_tenants_dropped_events_go_with_their_numbering(store: StateStore) -> None:
-    """What the pytest plugin does with a finished test's tenant: nothing of its log stays."""
+def test_dropped_events_are_gone_and_their_numbers_never_given_again(store: StateStore) -> None:
+    """A reader's cursor stays valid: a tenant whose log was dropped, created again, numbers
+    on above it (failed before: from 1, so a reader at 20 missed the first 20 events)."""
     draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
     with store.writing() as state:
         state.append_events(DEMO_TENANT, [draft] * 3, 1)
@@ -149,12 +150,16 @@ def test_a_tenants_dropped_events_go_with_their_numbering(store: StateStore) -> 
     with store.writing() as state:
         state.drop_events(DEMO_TENANT)
     with store.reading() as state:
-        assert (state.events_after(DEMO_TENANT, 0, 10), state.last_event(DEMO_TENANT)) == ([], 0)
+        assert (state.events_after(DEMO_TENANT, 0, 10), state.last_event(DEMO_TENANT)) == ([], 3)
         assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2]
     with store.writing() as state:
         state.append_events(DEMO_TENANT, [draft], 2)
+        state.append_events("tNew", [draft], 2)
+        state.drop_events("tNeverHadAny")
     with store.reading() as state:
-        assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1]
+        assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [4]
+        assert [e.sequence for e in state.events_after("tNew", 0, 10)] == [4]  # above all dropped
+        assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2]
 
 
 def test_a_deleted_tenants_log_is_kept_a_while_then_let_go(store: StateStore) -> None:
@@ -171,12 +176,26 @@ def test_a_deleted_tenants_log_is_kept_a_while_then_let_go(store: StateStore) ->
     AgentStatusBackend(load_fixture(), store=store).delete_tenant(OTHER_TENANT)
     with store.reading() as state:
         assert state.events_after("tGoneLongAgo", 0, 10) == []
+        assert state.last_event("tGoneLongAgo") == 3
         assert [e.sequence for e in state.events_after("tGoneJustNow", 0, 10)] == [1]
         assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1]
         # The one deleted now keeps its log, numbered on, for a reader still connected to it.
         logged = state.events_after(OTHER_TENANT, 0, 100)
         assert [e.sequence for e in logged] == list(range(1, len(logged) + 1))
         assert {e.body.get("event") for e in logged[1:]} == {"AgentDeleted"}
+
+
+def test_a_fixture_tenant_created_again_by_a_reset_numbers_on(store: StateStore) -> None:
+    draft = EventDraft("AgentStatusChange", BOB, {"agentId": BOB})
+    long_ago_ms = int(time.time() * 1000) - 2 * DELETED_LOG_SECONDS * 1000
+    with store.writing() as state:
+        state.append_events(OTHER_TENANT, [draft] * 20, long_ago_ms)
+        state.delete_tenant(OTHER_TENANT)  # deleted long ago, its log kept since
+    AgentStatusBackend(load_fixture(), store=store).reset()
+    with store.reading() as state:
+        again = state.events_after(OTHER_TENANT, 0, 100)
+        assert again and again[0].sequence == 21
+        assert again[0].body["event"] == "AgentCreated"
 
 
 def test_events_are_numbered_per_tenant_and_only_the_newest_are_kept(store: StateStore) -> None:

@@ -62,7 +62,8 @@ class StateReader(Protocol):
         (the oldest kept first when ``sequence`` is older than the log)."""
 
     def last_event(self, tenant_id: str) -> int:
-        """The number of the tenant's newest event; 0 before its first."""
+        """The number of the tenant's newest event; for a tenant without a log, the highest
+        number a dropped log held (``drop_events``), or 0 before any."""
 
     def orphan_event_logs(self) -> list[tuple[str, int]]:
         """Each tenant no longer there whose events are still kept, with the time (ms) of
@@ -98,7 +99,9 @@ class StateWriter(StateReader, Protocol):
         newest ``EVENT_LOG_SIZE``; a tenant deleted and created again numbers on too."""
 
     def drop_events(self, tenant_id: str) -> None:
-        """Forget the tenant's events and their numbering, as if it never had any."""
+        """Forget the tenant's events. Their numbers are not given again: a tenant without a
+        log numbers on above the highest any dropped log held, so a reader's cursor stays
+        valid for a tenant created again; one number for the store, not one per tenant."""
 
     def put_record(self, key: str, value: bytes | None) -> None:
         """Keep ``value`` under ``key`` (None removes it); resets leave records alone."""
@@ -144,6 +147,7 @@ class MemoryStore:
         self._events: dict[str, deque[Event]] = {}
         self._records: dict[str, bytes] = {}
         self._last_event: dict[str, int] = {}
+        self._dropped_up_to = 0
 
     @contextmanager
     def reading(self) -> Iterator[StateReader]:
@@ -200,7 +204,7 @@ class MemoryStore:
         return [log[index] for index in range(skip, min(len(log), skip + limit))]
 
     def last_event(self, tenant_id: str) -> int:
-        return self._last_event.get(tenant_id, 0)
+        return self._last_event.get(tenant_id, self._dropped_up_to)
 
     def orphan_event_logs(self) -> list[tuple[str, int]]:
         return [
@@ -232,7 +236,7 @@ class MemoryStore:
     ) -> None:
         log = self._events.setdefault(tenant_id, deque(maxlen=EVENT_LOG_SIZE))
         drafts = list(drafts)
-        last = self._last_event.get(tenant_id, 0)
+        last = self.last_event(tenant_id)
         # Undone by taking the new events off and putting back the oldest they pushed out.
         pushed_out = [
             log[index]
@@ -254,8 +258,11 @@ class MemoryStore:
 
     def drop_events(self, tenant_id: str) -> None:
         log, last = self._events.pop(tenant_id, None), self._last_event.pop(tenant_id, None)
+        dropped_up_to = self._dropped_up_to
+        self._dropped_up_to = max(dropped_up_to, last or 0)
 
         def undo() -> None:
+            self._dropped_up_to = dropped_up_to
             if log is not None:
                 self._events[tenant_id] = log
             if last is not None:
