@@ -18,7 +18,13 @@ from mock_server.core.editor import DELETED_LOG_SECONDS
 from mock_server.core.entities import EVENT_LOG_SIZE, Agent, EventDraft, FixtureTenant
 from mock_server.core.fixtures import load_fixture
 from mock_server.core.sqlite_store import SQLiteStore
-from mock_server.core.store import MemoryStore, StateReader, StateStore, StateWriter
+from mock_server.core.store import (
+    MemoryStore,
+    StateReader,
+    StateStore,
+    StateWriter,
+    tenant_record_key,
+)
 
 BOB = "agAQDqmvKiRbG4ekigNSmbbb"
 Snapshot = tuple[object, ...]
@@ -143,23 +149,41 @@ def test_dropped_events_are_gone_and_their_numbers_never_given_again(store: Stat
         state.append_events(DEMO_TENANT, [draft] * 3, 1)
         state.append_events(OTHER_TENANT, [draft] * 2, 1)
     with pytest.raises(RuntimeError, match="half-way"), store.writing() as state:
-        state.drop_events(DEMO_TENANT)
+        state.drop_history(DEMO_TENANT)
         raise RuntimeError("half-way")
     with store.reading() as state:
         assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [1, 2, 3]
     with store.writing() as state:
-        state.drop_events(DEMO_TENANT)
+        state.drop_history(DEMO_TENANT)
     with store.reading() as state:
         assert (state.events_after(DEMO_TENANT, 0, 10), state.last_event(DEMO_TENANT)) == ([], 3)
         assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2]
     with store.writing() as state:
         state.append_events(DEMO_TENANT, [draft], 2)
         state.append_events("tNew", [draft], 2)
-        state.drop_events("tNeverHadAny")
+        state.drop_history("tNeverHadAny")
     with store.reading() as state:
         assert [e.sequence for e in state.events_after(DEMO_TENANT, 0, 10)] == [4]
         assert [e.sequence for e in state.events_after("tNew", 0, 10)] == [4]  # above all dropped
         assert [e.sequence for e in state.events_after(OTHER_TENANT, 0, 10)] == [1, 2]
+
+
+def test_a_tenants_records_go_with_its_history(store: StateStore) -> None:
+    """A feature's record of a tenant (the legacy stream's subscriptions) goes with the tenant's
+    log, the store's own records stay (failed before: the record stayed for good)."""
+    mine, other = tenant_record_key("feature", DEMO_TENANT), tenant_record_key("feature", "x")
+    with store.writing() as state:
+        for key in (mine, other, "feature"):
+            state.put_record(key, b"kept")
+    with pytest.raises(RuntimeError, match="half-way"), store.writing() as state:
+        state.drop_history(DEMO_TENANT)
+        raise RuntimeError("half-way")
+    with store.reading() as state:
+        assert state.record(mine) == b"kept"
+    with store.writing() as state:
+        state.drop_history(DEMO_TENANT)
+    with store.reading() as state:
+        assert [state.record(key) for key in (mine, other, "feature")] == [None, b"kept", b"kept"]
 
 
 def test_a_deleted_tenants_log_is_kept_a_while_then_let_go(store: StateStore) -> None:

@@ -84,13 +84,13 @@ class StateEditor:
             _save_built_tenant(state, built)
 
     def discard_tenant(self, tenant_id: str) -> None:
-        """The tenant, if still there, and its event log gone without an event, as if it had
-        never been: the pytest plugin's tenant once its test is over (its id is never used
-        again). A tenant deleted and created again otherwise numbers its events on."""
+        """The tenant, if still there, and its history (``drop_history``: events, features'
+        records of it) gone without an event, as if it had never been: the pytest plugin's
+        tenant once its test is over (its id is never used again)."""
         with self._store.inner.writing() as state:
             if state.tenant(tenant_id) is not None:
                 state.delete_tenant(tenant_id)
-            state.drop_events(tenant_id)
+            state.drop_history(tenant_id)
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self._store.writing() as state:
@@ -99,14 +99,14 @@ class StateEditor:
             state.delete_tenant(tenant_id)
 
     def _let_go_of_old_logs(self, state: StateWriter) -> None:
-        """In a write that deletes tenants, before it does: drop the logs of those deleted
-        more than ``DELETED_LOG_SECONDS`` ago (by their newest event, the ``AgentDeleted``),
-        so that tenants created and deleted test after test on a shared emulator do not keep
-        memory or disk for good."""
+        """In a write that deletes tenants, before it does: drop the history (log, records)
+        of those deleted more than ``DELETED_LOG_SECONDS`` ago (by their newest event, the
+        ``AgentDeleted``), so that tenants created and deleted test after test on a shared
+        emulator do not keep memory or disk for good."""
         cutoff_ms = int((self._store.clock() - DELETED_LOG_SECONDS) * 1000)
         for tenant_id, newest_ms in state.orphan_event_logs():
             if newest_ms < cutoff_ms:
-                state.drop_events(tenant_id)
+                state.drop_history(tenant_id)
 
     def tenant_ids(self) -> list[str]:
         with self._store.reading() as state:

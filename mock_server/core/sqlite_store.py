@@ -48,7 +48,7 @@ from mock_server.core.entities import (
     Tenant,
 )
 from mock_server.core.fixtures import build_settings
-from mock_server.core.store import Revision, StateReader, StateWriter
+from mock_server.core.store import Revision, StateReader, StateWriter, tenant_record_suffix
 
 BUSY_TIMEOUT_SECONDS = 30.0
 SCHEMA = """
@@ -90,7 +90,7 @@ EVENT_COLUMNS = "sequence, published_ms, kind, agent_id, body"
 RECORD = "record:"
 PUT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 DROPPED_UP_TO = "events-dropped-up-to"
-"""The ``meta`` key of the highest event number a dropped log held (``drop_events``)."""
+"""The ``meta`` key of the highest event number a dropped log held (``drop_history``)."""
 """The prefix of ``put_record``'s keys in ``meta``, apart from the fixture's."""
 PRUNE_EVERY = 256
 """The log is cut back to ``EVENT_LOG_SIZE`` events when a tenant's count passes a multiple of
@@ -399,7 +399,12 @@ class _Transaction:
                 (tenant_id, last - EVENT_LOG_SIZE),
             )
 
-    def drop_events(self, tenant_id: str) -> None:
+    def drop_history(self, tenant_id: str) -> None:
+        suffix = tenant_record_suffix(tenant_id)
+        self._db.execute(
+            "DELETE FROM meta WHERE substr(key, 1, ?) = ? AND substr(key, -?) = ?",
+            (len(RECORD), RECORD, len(suffix), suffix),
+        )
         newest = self._newest_event(tenant_id)
         if newest is None:
             return

@@ -31,6 +31,18 @@ from mock_server.core.entities import (
 )
 
 
+def tenant_record_key(feature: str, tenant_id: str) -> str:
+    """The key of ``feature``'s record of one tenant, which goes with the tenant's history
+    (``drop_history``); ``feature`` holds no colon."""
+    return feature + tenant_record_suffix(tenant_id)
+
+
+def tenant_record_suffix(tenant_id: str) -> str:
+    """How the key of every record of the tenant ends: no tenant id holds a colon (the
+    fixture schema's ``tenant-id`` pattern), so no other tenant's key ends so."""
+    return f":{tenant_id}"
+
+
 class Revision(NamedTuple):
     """Counters that only grow: ``state`` on every committed write, ``tenants`` on writes that
     created, changed or removed a tenant's settings (credentials, groups, status codes)."""
@@ -63,7 +75,7 @@ class StateReader(Protocol):
 
     def last_event(self, tenant_id: str) -> int:
         """The number of the tenant's newest event; for a tenant without a log, the highest
-        number a dropped log held (``drop_events``), or 0 before any."""
+        number a dropped log held (``drop_history``), or 0 before any."""
 
     def orphan_event_logs(self) -> list[tuple[str, int]]:
         """Each tenant no longer there whose events are still kept, with the time (ms) of
@@ -98,10 +110,11 @@ class StateWriter(StateReader, Protocol):
         """Log these events after the tenant's newest, numbered on from it, keeping the
         newest ``EVENT_LOG_SIZE``; a tenant deleted and created again numbers on too."""
 
-    def drop_events(self, tenant_id: str) -> None:
-        """Forget the tenant's events. Their numbers are not given again: a tenant without a
-        log numbers on above the highest any dropped log held, so a reader's cursor stays
-        valid for a tenant created again; one number for the store, not one per tenant."""
+    def drop_history(self, tenant_id: str) -> None:
+        """Forget what a tenant leaves behind it: its events, and the records features keep
+        of it (``tenant_record_key``). The events' numbers are not given again: a tenant
+        without a log numbers on above the highest any dropped log held, so a reader's cursor
+        stays valid for a tenant created again; one number for the store, not one per tenant."""
 
     def put_record(self, key: str, value: bytes | None) -> None:
         """Keep ``value`` under ``key`` (None removes it); resets leave records alone."""
@@ -256,13 +269,18 @@ class MemoryStore:
             log.append(Event(tenant_id, last, published_ms, draft.kind, draft.agent_id, draft.body))
         self._last_event[tenant_id] = last
 
-    def drop_events(self, tenant_id: str) -> None:
+    def drop_history(self, tenant_id: str) -> None:
         log, last = self._events.pop(tenant_id, None), self._last_event.pop(tenant_id, None)
         dropped_up_to = self._dropped_up_to
         self._dropped_up_to = max(dropped_up_to, last or 0)
+        suffix = tenant_record_suffix(tenant_id)
+        records = {key: value for key, value in self._records.items() if key.endswith(suffix)}
+        for key in records:
+            del self._records[key]
 
         def undo() -> None:
             self._dropped_up_to = dropped_up_to
+            self._records.update(records)
             if log is not None:
                 self._events[tenant_id] = log
             if last is not None:

@@ -31,6 +31,7 @@ import orjson
 from mock_server.core.backend import AgentStatusBackend
 from mock_server.core.entities import INSTANCE_ID
 from mock_server.core.errors import ApiError, InvalidRequest, RouteNotFound
+from mock_server.core.store import tenant_record_key
 from mock_server.http.auth import basic_credentials
 from mock_server.http.event_stream import BATCH, POLL_SECONDS, Channel
 
@@ -90,7 +91,7 @@ class SubscriptionRequest:
 
 
 def record_key(tenant_id: str) -> str:
-    return f"legacy-stream:{tenant_id}"
+    return tenant_record_key("legacy-stream", tenant_id)
 
 
 def open_subscription(
