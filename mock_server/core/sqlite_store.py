@@ -88,10 +88,10 @@ CREATE TABLE IF NOT EXISTS events (
 """
 EVENT_COLUMNS = "sequence, published_ms, kind, agent_id, body"
 RECORD = "record:"
-PUT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+"""The prefix of ``put_record``'s keys in ``meta``, apart from the fixture's."""
 DROPPED_UP_TO = "events-dropped-up-to"
 """The ``meta`` key of the highest event number a dropped log held (``drop_history``)."""
-"""The prefix of ``put_record``'s keys in ``meta``, apart from the fixture's."""
+PUT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 PRUNE_EVERY = 256
 """The log is cut back to ``EVENT_LOG_SIZE`` events when a tenant's count passes a multiple of
 this: at most this many more are kept, and a write rarely pays for the delete."""
@@ -409,10 +409,7 @@ class _Transaction:
         if newest is None:
             return
         if newest > self._dropped_up_to():
-            self._db.execute(
-                PUT_META,
-                (DROPPED_UP_TO, str(newest).encode()),
-            )
+            self._db.execute(PUT_META, (DROPPED_UP_TO, str(newest).encode()))
         self._db.execute("DELETE FROM events WHERE tenant_id = ?", (tenant_id,))
 
     def _dropped_up_to(self) -> int:
